@@ -1,0 +1,171 @@
+"""Shared test fixtures: teams and users, Stripe fixtures signed for real, and the real services.
+
+Tests that need PostgreSQL or Redis skip when those are unreachable, except when
+LOOPSYNC_REQUIRE_SERVICES=1 (CI), where an unreachable service fails the test instead.
+"""
+
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import stripe
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from accounts.models import Membership
+from accounts.services import membership_add, team_create
+from webhooks.services import endpoint_create
+
+FIXTURES = Path(__file__).parent / "tests" / "fixtures" / "stripe"
+SECRET = "whsec_test_secret_for_loopsync"
+REQUIRE_SERVICES = os.environ.get("LOOPSYNC_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
+
+
+def service_missing(message: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} (LOOPSYNC_REQUIRE_SERVICES is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def fixture_json(name: str) -> dict:
+    return json.loads(fixture_text(name))
+
+
+def sign(body: str, secret: str = SECRET, timestamp: int | None = None) -> str:
+    return stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def team(db):
+    return team_create(name="Acme")
+
+
+@pytest.fixture
+def other_team(db):
+    return team_create(name="Globex")
+
+
+@pytest.fixture
+def user(team):
+    user = get_user_model().objects.create_user("owner", "owner@acme.test", "pw-owner-123")
+    membership_add(team=team, user=user, role=Membership.Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def outsider(other_team):
+    user = get_user_model().objects.create_user("outsider", "outsider@globex.test", "pw-outsider-123")
+    membership_add(team=other_team, user=user, role=Membership.Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def make_endpoint():
+    def make(team, **kwargs):
+        kwargs.setdefault("secret", SECRET)
+        return endpoint_create(team=team, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def endpoint(team, make_endpoint):
+    return make_endpoint(team, triggers={"invoice.payment_failed": "failedPayment"})
+
+
+@pytest.fixture
+def post_webhook(client):
+    """POST a body to an endpoint as Stripe would, signed for real unless a signature is given."""
+
+    def post(endpoint, body: str | bytes, signature: str | None = "sign", secret: str = SECRET, slash: bool = True):
+        text = body.decode() if isinstance(body, bytes) else body
+        headers = {}
+        if signature == "sign":
+            headers["HTTP_STRIPE_SIGNATURE"] = sign(text, secret)
+        elif signature is not None:
+            headers["HTTP_STRIPE_SIGNATURE"] = signature
+        path = endpoint.get_receive_path() if hasattr(endpoint, "get_receive_path") else endpoint
+        if not slash:
+            path = path.rstrip("/")
+        return client.post(path, data=body, content_type="application/json", **headers)
+
+    return post
+
+
+@pytest.fixture
+def postgres(db):
+    if connection.vendor != "postgresql":
+        service_missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_broker():
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith("redis"):
+        service_missing("needs Redis: set CELERY_BROKER_URL=redis://…")
+    if not _reachable(url):
+        service_missing(f"Redis at {url} is not reachable")
+    return url
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_broker, django_db_setup, django_db_blocker):
+    """A real Celery worker, consuming from Redis in a thread, on a queue of this test run only."""
+    from celery.contrib.testing.worker import start_worker
+
+    from loopsync.celery import app
+
+    assert settings.CELERY_TASK_ALWAYS_EAGER is False
+    with (
+        django_db_blocker.unblock(),
+        start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING") as worker,
+    ):
+        yield worker
+
+
+def pytest_configure(config):
+    # Every test run publishes to its own queue, so a developer's worker on the same Redis never
+    # picks up test messages, and leftovers of one run never reach the next.
+    from loopsync.celery import app
+
+    app.conf.task_default_queue = f"loopsync-test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_routing_key = app.conf.task_default_queue
+
+
+def pytest_unconfigure(config):
+    from loopsync.celery import app
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    try:
+        with app.connection_for_write() as conn:
+            queue = app.conf.task_default_queue
+            conn.default_channel.client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    except Exception:  # noqa: S110 - best effort clean-up of the test queue
+        pass

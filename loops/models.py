@@ -1,0 +1,34 @@
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Team
+from contacts.models import Contact
+
+
+class Event(models.Model):
+    """A named thing that happened to a contact (`failedPayment`, ...). Events start loops."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=120)
+    properties = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    # The Stripe event id for events from Stripe: the same Stripe event never fires twice.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "idempotency_key"], condition=~Q(idempotency_key=""), name="event_team_idem_uniq"
+            ),
+        ]
+        indexes = [
+            # The Events page: a team's events, newest first, optionally by name.
+            models.Index(fields=["team", "-created_at", "-id"], name="event_team_created_idx"),
+            models.Index(fields=["team", "name", "-created_at"], name="event_team_name_idx"),
+            models.Index(fields=["contact", "-created_at"], name="event_contact_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} for {self.contact_id}"

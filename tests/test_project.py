@@ -1,0 +1,160 @@
+"""The project's promises: strict settings, login, the home page, tenancy, the admin, local set-up."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.urls import reverse
+
+from accounts.models import Membership, Team
+from accounts.selectors import team_object_or_404
+from contacts.models import Contact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_import(**env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "CELERY_BROKER_URL"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "loopsync.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({}, "SECRET_KEY and CELERY_BROKER_URL"),
+        ({"SECRET_KEY": "x" * 50}, "CELERY_BROKER_URL"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, "SECRET_KEY"),
+    ],
+)
+def test_production_refuses_to_start_without_secret_key_or_broker(env, missing):
+    result = settings_import(DEBUG="false", **env)
+    assert result.returncode != 0
+    assert f"DEBUG is off, so {missing} must be set" in result.stderr
+
+
+def test_production_starts_with_secret_key_and_broker():
+    result = settings_import(DEBUG="false", SECRET_KEY="x" * 50, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_boolean_is_an_error_not_false():
+    result = settings_import(DEBUG="maybe")
+    assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_development_runs_tasks_in_process():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.CELERY_TASK_ALWAYS_EAGER)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"},
+            "DEBUG": "true",
+            "DJANGO_SETTINGS_MODULE": "loopsync.settings",
+        },
+    )
+    assert result.stdout.strip() == "True", result.stderr
+
+
+@pytest.mark.django_db
+def test_home_requires_login(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_home_shows_the_current_teams_endpoint_with_a_masked_secret(client, user, endpoint):
+    client.force_login(user)
+    response = client.get(reverse("home"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert endpoint.get_receive_path() in body
+    assert endpoint.secret_hint in body and endpoint.signing_secret not in body
+    assert "fires <code>failedPayment</code>" in body
+
+
+@pytest.mark.django_db
+def test_home_never_shows_another_teams_data(client, outsider, endpoint):
+    Contact.objects.create(team=endpoint.team, email="secret-customer@example.com")
+    client.force_login(outsider)
+    body = client.get(reverse("home")).content.decode()
+    assert endpoint.get_receive_path() not in body
+    assert "<span>0</span> contacts" in body
+
+
+@pytest.mark.django_db
+def test_team_object_or_404_hides_other_teams_objects(team, other_team):
+    from django.http import Http404
+
+    contact = Contact.objects.create(team=team, email="a@example.com")
+    assert team_object_or_404(Contact, team, pk=contact.pk) == contact
+    with pytest.raises(Http404):
+        team_object_or_404(Contact, other_team, pk=contact.pk)
+    with pytest.raises(Http404):
+        team_object_or_404(Contact.objects.all(), None, pk=contact.pk)
+
+
+@pytest.mark.django_db
+def test_login_page_has_csrf_and_logs_in(client, user):
+    page = client.get(reverse("login"))
+    assert "csrfmiddlewaretoken" in page.content.decode()
+    response = client.post(reverse("login"), {"username": "owner", "password": "pw-owner-123"})
+    assert response.status_code == 302 and response["Location"] == reverse("home")
+
+
+@pytest.mark.django_db
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"ok": True}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model",
+    [
+        "accounts/team",
+        "accounts/membership",
+        "contacts/contact",
+        "loops/event",
+        "webhooks/endpoint",
+        "webhooks/eventsetting",
+        "webhooks/delivery",
+    ],
+)
+def test_every_model_has_an_admin_page(admin_client, model, endpoint):
+    assert admin_client.get(f"/admin/{model}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_endpoint_page_never_shows_the_secret(admin_client, endpoint):
+    body = admin_client.get(f"/admin/webhooks/endpoint/{endpoint.pk}/change/").content.decode()
+    assert endpoint.secret_hint in body and endpoint.signing_secret not in body
+
+
+@pytest.mark.django_db
+def test_local_admin_prints_the_password_once():
+    first, second = StringIO(), StringIO()
+    call_command("local_admin", stdout=first)
+    call_command("local_admin", stdout=second)
+    password = first.getvalue().split("password: ")[1].split()[0]
+    user = get_user_model().objects.get(username="admin")
+    assert user.check_password(password) and user.is_superuser
+    assert password not in second.getvalue()
+    assert Membership.objects.filter(user=user, role="owner").count() == 1 and Team.objects.count() == 1

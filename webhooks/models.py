@@ -1,0 +1,137 @@
+import uuid
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from accounts.models import Team
+
+from .stripe_events import EVENT_TYPE_CHOICES
+
+
+class Endpoint(models.Model):
+    """Where one Stripe account posts its webhooks. The UUID in the URL is unguessable."""
+
+    class Platform(models.TextChoices):
+        STRIPE = "stripe", "Stripe"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="endpoints")
+    platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.STRIPE)
+    name = models.CharField(max_length=120, default="Stripe")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    signing_secret = models.CharField(max_length=255, blank=True)
+    # How old a signed timestamp may be. Positive by constraint: there is no "off".
+    tolerance = models.PositiveIntegerField(
+        default=settings.WEBHOOK_DEFAULT_TOLERANCE_SECONDS, validators=[MinValueValidator(1)]
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(platform__in=["stripe"]), name="endpoint_platform_valid"),
+            models.CheckConstraint(condition=Q(tolerance__gte=1), name="endpoint_tolerance_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.team})"
+
+    def get_receive_path(self) -> str:
+        return reverse("webhooks:stripe-receive", kwargs={"endpoint_uuid": self.uuid})
+
+    @property
+    def secret_hint(self) -> str:
+        """What may be shown of the secret once saved: its kind and last four characters."""
+        if not self.signing_secret:
+            return ""
+        prefix = "whsec_" if self.signing_secret.startswith("whsec_") else ""
+        return f"{prefix}…{self.signing_secret[-4:]}"
+
+
+class EventSetting(models.Model):
+    """Per endpoint and supported Stripe type: accept it or not, and which event it fires."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="event_settings")
+    event_type = models.CharField(max_length=64, choices=EVENT_TYPE_CHOICES)
+    enabled = models.BooleanField(default=True)
+    trigger_event_name = models.CharField(
+        max_length=120, blank=True, help_text="The event to fire for the contact. Blank: only sync the contact."
+    )
+
+    class Meta:
+        ordering = ["event_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_type"], name="eventsetting_endpoint_type_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.trigger_event_name or '(sync only)'}"
+
+
+class Delivery(models.Model):
+    """Every webhook that passed the signature check, kept before it is answered."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        IGNORED = "ignored", "Ignored"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    class IgnoredReason(models.TextChoices):
+        UNSUPPORTED = "unsupported_type", "Event type not supported"
+        DISABLED = "type_disabled", "Event type not ticked on this endpoint"
+        NO_EMAIL = "no_email", "No email"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    stripe_event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=128)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=64, blank=True)
+    account = models.CharField(max_length=255, blank=True, help_text="The Connect account, if any.")
+    event_created = models.DateTimeField(null=True, blank=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    ignored_reason = models.CharField(max_length=32, choices=IgnoredReason.choices, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    # When the sweeper should look again: a stalled `received` row, or a `processing` claim whose
+    # worker died (its lease ran out).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "stripe_event_id"], name="delivery_endpoint_event_uniq"),
+            models.CheckConstraint(
+                condition=Q(status__in=["received", "ignored", "processing", "processed", "failed"]),
+                name="delivery_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="ignored", ignored_reason__in=["unsupported_type", "type_disabled", "no_email"])
+                | (~Q(status="ignored") & Q(ignored_reason="")),
+                name="delivery_ignored_has_reason",
+            ),
+        ]
+        indexes = [
+            # The sweeper: `status IN (received, processing) AND next_attempt_at <= now()`.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["received", "processing"]),
+                name="delivery_due_idx",
+            ),
+            # The webhook log: one endpoint's deliveries, newest first.
+            models.Index(fields=["endpoint", "-received_at", "-id"], name="delivery_endpoint_recent_idx"),
+            models.Index(fields=["team", "status", "-received_at"], name="delivery_team_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.stripe_event_id} ({self.status})"
