@@ -31,6 +31,7 @@ class EventSettingInline(admin.TabularInline):
     model = EventSetting
     extra = 0
     fields = ["event_type", "enabled", "trigger_event_name"]
+    readonly_fields = ["event_type"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -76,7 +77,7 @@ class EventSettingAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["stripe_event_id", "event_type", "status", "ignored_reason", "team", "attempts", "received_at"]
+    list_display = ["event_type", "status", "ignored_reason", "received_at", "attempts", "team", "stripe_event_id"]
     list_filter = ["status", "event_type", "ignored_reason", "livemode"]
     search_fields = ["stripe_event_id", "event_type"]
     list_select_related = ["team"]
