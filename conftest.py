@@ -169,3 +169,71 @@ def pytest_unconfigure(config):
             conn.default_channel.client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     except Exception:  # noqa: S110 - best effort clean-up of the test queue
         pass
+
+
+class _Inbox:
+    """What a real SMTP server on localhost received."""
+
+    def __init__(self):
+        self.messages: list = []  # email.message.EmailMessage objects
+        self.refuse: set[str] = set()  # recipients answered with 550
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on localhost, with Django's SMTP backend pointed at it."""
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    inbox.port = port
+    inbox.controller = controller
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def make_loop(db):
+    """A loop copied from a seeded template, activated unless told otherwise."""
+    import importlib
+
+    from django.apps import apps
+
+    from loops.models import LoopTemplate
+    from loops.services import loop_activate, loop_create_from_template
+
+    # Transactional tests empty every table afterwards, seeded ones included: seed again when needed.
+    if not LoopTemplate.objects.exists():
+        importlib.import_module("loops.migrations.0003_seed_stripe_templates").seed(apps, None)
+
+    def make(team, slug: str = "stripe-payment-failed", activate: bool = True):
+        loop = loop_create_from_template(team=team, template=LoopTemplate.objects.get(slug=slug))
+        return loop_activate(loop=loop) if activate else loop
+
+    return make

@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from .models import Event
+from contacts.admin import ContactAdmin
+
+from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate
+from .services import loop_activate, loop_create_from_template, loop_pause
 
 
 @admin.register(Event)
@@ -11,3 +15,123 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
     raw_id_fields = ["contact"]
     list_select_related = ["contact", "team"]
+
+
+class LoopStepInline(admin.StackedInline):
+    model = LoopStep
+    extra = 0
+    exclude = ["team"]
+    ordering = ["position", "id"]
+
+
+@admin.register(Loop)
+class LoopAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "trigger_label", "status", "updated_at"]
+    list_filter = ["status", "trigger", "team"]
+    search_fields = ["name", "trigger_event_name"]
+    inlines = [LoopStepInline]
+    actions = ["activate", "pause"]
+
+    def save_formset(self, request, form, formset, change):
+        for step in formset.save(commit=False):
+            step.team_id = form.instance.team_id
+            step.save()
+        for step in formset.deleted_objects:
+            step.delete()
+
+    @admin.action(description="Activate the selected loops")
+    def activate(self, request, queryset):
+        for loop in queryset:
+            try:
+                loop_activate(loop=loop)
+                self.message_user(request, f"“{loop.name}” is active.", messages.SUCCESS)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    @admin.action(description="Pause the selected loops")
+    def pause(self, request, queryset):
+        for loop in queryset:
+            loop_pause(loop=loop)
+        self.message_user(request, f"Paused {queryset.count()} loop(s).", messages.SUCCESS)
+
+
+@admin.register(LoopStep)
+class LoopStepAdmin(admin.ModelAdmin):
+    list_display = ["loop", "position", "kind", "subject"]
+    list_filter = ["kind"]
+    exclude = ["team"]
+
+    def save_model(self, request, obj, form, change):
+        obj.team_id = obj.loop.team_id
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(LoopRun)
+class LoopRunAdmin(admin.ModelAdmin):
+    list_display = ["contact", "loop", "status", "position", "waiting_for", "next_due_at", "created_at"]
+    list_filter = ["status", "loop"]
+    search_fields = ["contact__email", "loop__name"]
+    raw_id_fields = ["contact", "event"]
+    readonly_fields = ["history", "created_at", "updated_at"]
+    list_select_related = ["contact", "loop"]
+
+
+@admin.register(EmailMessage)
+class EmailMessageAdmin(admin.ModelAdmin):
+    list_display = ["subject", "to_email", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["to_email", "subject", "provider_message_id"]
+    raw_id_fields = ["contact", "run", "step"]
+    readonly_fields = [f.name for f in EmailMessage._meta.fields]
+    list_select_related = ["contact"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(LoopTemplate)
+class LoopTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "trigger_event_name", "description"]
+    readonly_fields = ["slug"]
+    actions = ["create_loop"]
+
+    @admin.action(description="Create a draft loop from this template for my current team")
+    def create_loop(self, request, queryset):
+        team = getattr(request, "team", None)
+        if not team:
+            self.message_user(request, "You are not a member of any team.", messages.ERROR)
+            return
+        for template in queryset:
+            loop = loop_create_from_template(team=team, template=template)
+            self.message_user(request, f"Created the draft loop “{loop.name}” for {team.name}.", messages.SUCCESS)
+
+
+class EmailMessageInline(admin.TabularInline):
+    """The emails sent to a contact, on the contact's admin page."""
+
+    model = EmailMessage
+    fk_name = "contact"
+    fields = ["subject", "status", "created_at", "sent_at", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LoopRunInline(admin.TabularInline):
+    model = LoopRun
+    fk_name = "contact"
+    fields = ["loop", "status", "position", "waiting_for", "next_due_at", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# loops depends on contacts, never the other way: the contact page gets its loop sections from here.
+ContactAdmin.inlines = [*ContactAdmin.inlines, LoopRunInline, EmailMessageInline]

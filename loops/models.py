@@ -1,8 +1,13 @@
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from accounts.models import Team
 from contacts.models import Contact
+
+from .rendering import template_check
 
 
 class Event(models.Model):
@@ -32,3 +37,267 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} for {self.contact_id}"
+
+
+class Loop(models.Model):
+    """An email workflow: a trigger, then ordered steps that each run once per enrolment."""
+
+    class Trigger(models.TextChoices):
+        EVENT = "event", "Event received"
+        CONTACT_ADDED = "contact_added", "Contact added"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="loops")
+    name = models.CharField(max_length=120)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.EVENT)
+    trigger_event_name = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    template_slug = models.CharField(max_length=64, blank=True, help_text="The template this loop was copied from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(trigger__in=["event", "contact_added"]), name="loop_trigger_valid"),
+            models.CheckConstraint(condition=Q(status__in=["draft", "active", "paused"]), name="loop_status_valid"),
+        ]
+        indexes = [
+            # Enrolment: `team = ? AND status = 'active' AND trigger = ? AND trigger_event_name = ?`.
+            models.Index(
+                fields=["team", "trigger", "trigger_event_name"],
+                condition=Q(status="active"),
+                name="loop_active_trigger_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def trigger_label(self) -> str:
+        if self.trigger == self.Trigger.EVENT:
+            return f"Event received: {self.trigger_event_name or '(no name)'}"
+        return self.get_trigger_display()
+
+
+class LoopStep(models.Model):
+    """One step of a loop. Which fields matter depends on `kind`."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Send email"
+        TIMER = "timer", "Timer"
+        FILTER = "filter", "Audience filter"
+        WAIT_EVENT = "wait_event", "Wait for event"
+
+    class Unit(models.TextChoices):
+        MINUTES = "minutes", "minutes"
+        HOURS = "hours", "hours"
+        DAYS = "days", "days"
+
+    class Operator(models.TextChoices):
+        EQUALS = "equals", "equals"
+        NOT_EQUALS = "not_equals", "does not equal"
+        CONTAINS = "contains", "contains"
+        IS_SET = "is_set", "is set"
+        IS_NOT_SET = "is_not_set", "is not set"
+
+    class Then(models.TextChoices):
+        CONTINUE = "continue", "continue the loop"
+        STOP = "stop", "stop the loop"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    loop = models.ForeignKey(Loop, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Send email
+    subject = models.CharField(max_length=255, blank=True)
+    preview_text = models.CharField(max_length=255, blank=True)
+    from_name = models.CharField(max_length=120, blank=True)
+    from_email = models.EmailField(blank=True)
+    reply_to = models.EmailField(blank=True)
+    body = models.TextField(blank=True, help_text="Markdown with Liquid: {{ contact.first_name }}, {{ event.amount }}.")
+    # Timer, and the timeout of Wait for event
+    delay_value = models.PositiveIntegerField(default=0)
+    delay_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.DAYS)
+    # Audience filter
+    filter_field = models.CharField(max_length=120, blank=True, help_text="A contact field or properties.<name>.")
+    filter_operator = models.CharField(max_length=16, choices=Operator.choices, blank=True)
+    filter_value = models.CharField(max_length=255, blank=True)
+    # Wait for event
+    wait_event_name = models.CharField(max_length=120, blank=True)
+    on_event = models.CharField(max_length=8, choices=Then.choices, default=Then.CONTINUE)
+    on_timeout = models.CharField(max_length=8, choices=Then.choices, default=Then.STOP)
+
+    class Meta:
+        ordering = ["loop", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["email", "timer", "filter", "wait_event"]), name="loopstep_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["loop", "position"], name="loopstep_loop_position_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.get_kind_display()}"
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(**{self.delay_unit: self.delay_value})
+
+    def clean(self) -> None:
+        """Refuse a step that cannot work: templates that do not parse, missing names and values."""
+        errors: dict[str, list[str]] = {}
+
+        def check(field: str, ok: bool, message: str) -> None:
+            if not ok:
+                errors.setdefault(field, []).append(message)
+
+        if self.kind == self.Kind.EMAIL:
+            check("subject", bool(self.subject.strip()), "An email needs a subject.")
+            check("body", bool(self.body.strip()), "An email needs a body.")
+            for name in ("subject", "preview_text", "body"):
+                try:
+                    template_check(getattr(self, name), field=name.replace("_", " "))
+                except ValidationError as exc:
+                    errors.setdefault(name, []).extend(exc.messages)
+        elif self.kind == self.Kind.TIMER:
+            check("delay_value", self.delay_value > 0, "A timer waits at least 1 " + self.delay_unit.rstrip("s") + ".")
+        elif self.kind == self.Kind.FILTER:
+            check("filter_field", bool(self.filter_field.strip()), "A filter needs a contact field or property.")
+            check("filter_operator", bool(self.filter_operator), "A filter needs a condition.")
+            needs_value = self.filter_operator in {"equals", "not_equals", "contains"}
+            check("filter_value", not needs_value or bool(self.filter_value), "This condition needs a value.")
+        elif self.kind == self.Kind.WAIT_EVENT:
+            check("wait_event_name", bool(self.wait_event_name.strip()), "Name the event to wait for.")
+            check("delay_value", self.delay_value > 0, "A wait needs a timeout of at least 1.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class LoopRun(models.Model):
+    """One contact's way through one loop, started by one event (or by being added)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        WAITING = "waiting", "Waiting"
+        COMPLETED = "completed", "Completed"
+        FILTERED_OUT = "filtered_out", "Filtered out"
+        STOPPED = "stopped", "Stopped"
+        FAILED = "failed", "Failed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    loop = models.ForeignKey(Loop, on_delete=models.CASCADE, related_name="runs")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="loop_runs")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, null=True, blank=True, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The position of the step the run is at: the next to execute, or the wait it is in.
+    position = models.PositiveIntegerField(default=0)
+    waiting_for = models.CharField(max_length=120, blank=True, help_text="The event name a Wait for event step awaits.")
+    # When the timer or the wait at `position` ends (set while the run waits at that step).
+    wait_until = models.DateTimeField(null=True, blank=True)
+    # When the run is next due; also the claim: a worker that takes a run pushes this forward.
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    history = models.JSONField(default=list, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loop", "event"], condition=Q(event__isnull=False), name="looprun_loop_event_uniq"
+            ),
+            # "Contact added" runs have no event: once per contact.
+            models.UniqueConstraint(
+                fields=["loop", "contact"], condition=Q(event__isnull=True), name="looprun_loop_contact_added_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "waiting", "completed", "filtered_out", "stopped", "failed"]),
+                name="looprun_status_valid",
+            ),
+        ]
+        indexes = [
+            # The beat task: `status IN ('active', 'waiting') AND next_due_at <= now()`.
+            models.Index(fields=["next_due_at"], condition=Q(status__in=["active", "waiting"]), name="looprun_due_idx"),
+            # An arriving event wakes: `contact = ? AND status = 'waiting' AND waiting_for = ?`.
+            models.Index(fields=["contact", "waiting_for"], condition=Q(status="waiting"), name="looprun_waiting_idx"),
+            models.Index(fields=["loop", "-created_at"], name="looprun_loop_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.loop} ({self.status})"
+
+
+class EmailMessage(models.Model):
+    """One email a loop step sends to one contact; at most one per (run, step)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="emails")
+    run = models.ForeignKey(LoopRun, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    step = models.ForeignKey(LoopStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails")
+    to_email = models.EmailField(max_length=254)
+    from_email = models.CharField(max_length=320)
+    reply_to = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=998)
+    preview_text = models.CharField(max_length=255, blank=True)
+    html_body = models.TextField()
+    text_body = models.TextField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # When a queued message should be looked at again, or when a `sending` claim is stale.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step"], name="emailmessage_run_step_uniq"),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "sending", "sent", "failed", "skipped"]),
+                name="emailmessage_status_valid",
+            ),
+        ]
+        indexes = [
+            # The sweeper: `status IN ('queued', 'sending') AND next_attempt_at <= now()`.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status__in=["queued", "sending"]), name="email_due_idx"
+            ),
+            models.Index(fields=["contact", "-created_at"], name="email_contact_recent_idx"),
+            models.Index(fields=["team", "status", "-created_at"], name="email_team_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to_email} ({self.status})"
+
+
+class LoopTemplate(models.Model):
+    """A starting point a team copies into a new draft loop. Seeded by a data migration; not tenant-owned."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    trigger = models.CharField(max_length=16, choices=Loop.Trigger.choices, default=Loop.Trigger.EVENT)
+    trigger_event_name = models.CharField(max_length=120, blank=True)
+    # [{"kind": "email", "subject": …}, {"kind": "wait_event", …}, …]: LoopStep fields by name.
+    steps = models.JSONField(default=list)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name

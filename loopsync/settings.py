@@ -134,9 +134,16 @@ STORAGES = {
     },
 }
 
-# Email: console by default; EMAIL_URL (e.g. smtp+tls://user:pass@host:587) for real delivery.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Email: console by default; EMAIL_URL (e.g. smtp+tls://user:pass@host:587) for SMTP, or
+# EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend with ANYMAIL='{"POSTMARK_SERVER_TOKEN": "…"}'.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(_email)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
+ANYMAIL = env.json("ANYMAIL", default={})
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoopSync <noreply@localhost>")
+# Where links in emails (unsubscribe) point: the public address of this installation.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Celery. Without a broker (development only) tasks run in the web process, eagerly.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -156,6 +163,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep-deliveries": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
+    "loops-advance-due-runs": {"task": "loops.tasks.advance_due_runs", "schedule": 15.0},
+    "loops-sweep-emails": {"task": "loops.tasks.sweep_emails", "schedule": 60.0},
 }
 
 # Webhooks
@@ -168,7 +177,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "mail.log": {"level": "WARNING"}},
 }
 
 if not DEBUG:

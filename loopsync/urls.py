@@ -10,5 +10,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks.urls")),
+    path("", include("loops.urls")),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,0 +1,217 @@
+"""Email: queue one message per (run, step), send it at most once, and let people unsubscribe.
+
+A message is rendered when queued and claimed (queued → sending) before it is sent, outside any
+transaction. A worker that dies after the claim leaves the row in `sending`; it is then marked failed,
+never sent again: a missing email is better than a duplicate one.
+"""
+
+import logging
+import smtplib
+from datetime import timedelta
+from email.utils import formataddr, make_msgid
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from contacts.models import Contact
+
+from .models import EmailMessage, LoopRun, LoopStep
+from .rendering import contact_context, email_render, event_context
+
+logger = logging.getLogger(__name__)
+
+SEND_LEASE = timedelta(minutes=10)
+MAX_SEND_ATTEMPTS = 6
+UNSUBSCRIBE_SALT = "loops.unsubscribe"
+
+
+class TemporarySendError(Exception):
+    """The provider could not take the message now (connection, 4xx); it may later."""
+
+
+# --- unsubscribe links ---------------------------------------------------------------------------
+
+
+def unsubscribe_token(contact: Contact) -> str:
+    return signing.dumps([contact.team_id, contact.id], salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def unsubscribe_contact_for(token: str) -> Contact | None:
+    try:
+        team_id, contact_id = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    return Contact.objects.filter(team_id=team_id, id=contact_id).first()
+
+
+def unsubscribe_url(contact: Contact) -> str:
+    path = reverse("loops:unsubscribe", kwargs={"token": unsubscribe_token(contact)})
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def contact_unsubscribe(*, contact: Contact) -> Contact:
+    Contact.objects.filter(pk=contact.pk).update(subscribed=False, updated_at=timezone.now())
+    contact.subscribed = False
+    return contact
+
+
+# --- queueing ------------------------------------------------------------------------------------
+
+
+def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
+    """The message for this run's step: rendered now, sent by a worker after commit. Never two."""
+    existing = EmailMessage.objects.filter(run=run, step=step).first()
+    if existing is not None:
+        return existing
+    contact = run.contact
+    url = unsubscribe_url(contact)
+    rendered = email_render(
+        subject=step.subject,
+        preview_text=step.preview_text,
+        body=step.body,
+        context={"contact": contact_context(contact), "event": event_context(run.event), "unsubscribe_url": url},
+    )
+    from_address = step.from_email or settings.DEFAULT_FROM_EMAIL
+    if step.from_name and step.from_email:
+        from_address = formataddr((step.from_name, step.from_email))
+    skipped = not contact.subscribed
+    try:
+        with transaction.atomic():
+            message = EmailMessage.objects.create(
+                team_id=run.team_id,
+                contact=contact,
+                run=run,
+                step=step,
+                to_email=contact.email,
+                from_email=from_address,
+                reply_to=step.reply_to,
+                subject=rendered.subject,
+                preview_text=rendered.preview_text,
+                html_body=rendered.html,
+                text_body=rendered.text,
+                status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
+                error="The contact is unsubscribed." if skipped else "",
+                next_attempt_at=None if skipped else timezone.now() + SEND_LEASE,
+            )
+    except IntegrityError:
+        return EmailMessage.objects.get(run=run, step=step)
+    if not skipped:
+        transaction.on_commit(lambda: email_enqueue(message_id=message.id))
+    return message
+
+
+def email_enqueue(*, message_id: int) -> None:
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from .tasks import send_email
+
+    try:
+        send_email.delay(message_id)
+    except BrokerError as exc:
+        logger.warning("Broker unavailable; email %s will be swept later: %s", message_id, exc)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def email_claim(*, message_id: int) -> bool:
+    now = timezone.now()
+    claimed = EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.QUEUED).update(
+        status=EmailMessage.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + SEND_LEASE
+    )
+    return claimed == 1
+
+
+def _build(message: EmailMessage, unsubscribe: str) -> EmailMultiAlternatives:
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip("> ") or "localhost"
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text_body,
+        from_email=message.from_email,
+        to=[message.to_email],
+        reply_to=[message.reply_to] if message.reply_to else None,
+        headers={
+            "Message-ID": make_msgid(idstring=f"loopsync.{message.id}", domain=domain),
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    email.attach_alternative(message.html_body, "text/html")
+    return email
+
+
+def _is_permanent(exc: Exception) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    try:
+        from anymail.exceptions import AnymailRecipientsRefused
+
+        if isinstance(exc, AnymailRecipientsRefused):
+            return True
+    except ImportError:  # pragma: no cover - anymail is a requirement
+        pass
+    return isinstance(exc, (ValueError, TypeError))
+
+
+def email_send(*, message_id: int) -> EmailMessage | None:
+    """Claim and send one message. Raises TemporarySendError when a retry may succeed."""
+    if not email_claim(message_id=message_id):
+        return None
+    message = EmailMessage.objects.select_related("contact").get(id=message_id)
+    if not message.contact.subscribed:
+        EmailMessage.objects.filter(id=message_id).update(
+            status=EmailMessage.Status.SKIPPED, error="The contact unsubscribed before sending.", next_attempt_at=None
+        )
+        return message
+    email = _build(message, unsubscribe_url(message.contact))
+    try:
+        get_connection().send_messages([email])  # outside any transaction: no rollback can unsend
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if _is_permanent(exc) or message.attempts >= MAX_SEND_ATTEMPTS:
+            EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
+                status=EmailMessage.Status.FAILED, error=error, next_attempt_at=None
+            )
+            logger.warning("Email %s failed permanently: %s", message_id, error)
+            return message
+        EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
+            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + SEND_LEASE
+        )
+        raise TemporarySendError(error) from exc
+    provider_id = (
+        getattr(getattr(email, "anymail_status", None), "message_id", None) or email.extra_headers["Message-ID"]
+    )
+    EmailMessage.objects.filter(id=message_id).update(
+        status=EmailMessage.Status.SENT,
+        sent_at=timezone.now(),
+        provider_message_id=str(provider_id)[:255],
+        error="",
+        next_attempt_at=None,
+    )
+    return message
+
+
+def emails_sweep(*, limit: int = 500) -> dict[str, int]:
+    """Queued messages nobody sent (lost wake-up): enqueue again. Stale `sending` claims: the worker
+    died mid-send, and whether the provider took it is unknown, so mark failed rather than risk two."""
+    now = timezone.now()
+    stale = EmailMessage.objects.filter(status=EmailMessage.Status.SENDING, next_attempt_at__lte=now).update(
+        status=EmailMessage.Status.FAILED,
+        error="The worker stopped while sending; not retried, so the contact never gets it twice.",
+        next_attempt_at=None,
+    )
+    due = list(
+        EmailMessage.objects.filter(status=EmailMessage.Status.QUEUED, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    for message_id in due:
+        email_enqueue(message_id=message_id)
+    return {"requeued": len(due), "failed_stale": stale}

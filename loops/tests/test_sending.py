@@ -1,0 +1,134 @@
+"""Sending through a real SMTP server on localhost: at most once per (run, step), and unsubscribing."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from contacts.models import Contact
+from contacts.services import contact_sync
+from loops.models import EmailMessage, Loop, LoopRun, LoopStep
+from loops.sending import TemporarySendError, email_claim, email_queue, email_send, emails_sweep, unsubscribe_url
+from loops.tasks import send_email
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(team):
+    """One queued message for Ada, as an email step leaves it."""
+    contact = contact_sync(team=team, email="ada@example.com", full_name="Ada Lovelace").contact
+    loop = Loop.objects.create(team=team, name="L", trigger_event_name="x", status="active")
+    step = LoopStep.objects.create(
+        team=team,
+        loop=loop,
+        position=1,
+        kind="email",
+        subject="Hello {{ contact.first_name }}",
+        body="Hi **{{ contact.first_name }}**",
+    )
+    run = LoopRun.objects.create(team=team, loop=loop, contact=contact)
+    return email_queue(run=run, step=step)
+
+
+def test_sends_through_smtp_with_both_parts_and_one_click_headers(smtp_server, queued):
+    email_send(message_id=queued.id)
+    [received] = smtp_server.messages
+    assert received["To"] == "ada@example.com" and received["Subject"] == "Hello Ada"
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert received["List-Unsubscribe"].strip() == f"<{unsubscribe_url(queued.contact)}>"
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    html = received.get_body(preferencelist=("html",)).get_content()
+    assert "Hi Ada" in text and "<strong>Ada</strong>" in html
+    queued.refresh_from_db()
+    assert queued.status == "sent" and queued.sent_at and queued.provider_message_id == received["Message-ID"]
+
+
+def test_a_retried_send_task_never_sends_twice(smtp_server, queued):
+    send_email.apply(args=[queued.id])
+    send_email.apply(args=[queued.id])
+    email_send(message_id=queued.id)
+    assert len(smtp_server.messages) == 1
+    queued.refresh_from_db()
+    assert queued.attempts == 1
+
+
+def test_worker_killed_between_claim_and_send_never_sends_twice(smtp_server, queued):
+    assert email_claim(message_id=queued.id)  # the worker claimed it, then died before sending
+    send_email.apply(args=[queued.id])  # the broker redelivers the task (acks_late)
+    assert smtp_server.messages == []
+    EmailMessage.objects.filter(id=queued.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert emails_sweep() == {"requeued": 0, "failed_stale": 1}
+    queued.refresh_from_db()
+    assert queued.status == "failed" and "never gets it twice" in queued.error
+    assert smtp_server.messages == []
+
+
+def test_rejected_recipient_is_a_permanent_failure(smtp_server, queued):
+    smtp_server.refuse.add("ada@example.com")
+    email_send(message_id=queued.id)
+    queued.refresh_from_db()
+    assert queued.status == "failed" and "550" in queued.error
+    assert smtp_server.messages == []
+
+
+def test_smtp_down_is_temporary_and_the_retry_sends_it(smtp_server, queued, settings):
+    settings.EMAIL_PORT = 9  # nothing listens there
+    with pytest.raises(TemporarySendError):
+        email_send(message_id=queued.id)
+    queued.refresh_from_db()
+    assert queued.status == "queued" and queued.error and queued.next_attempt_at > timezone.now()
+    settings.EMAIL_PORT = smtp_server.port
+    email_send(message_id=queued.id)
+    assert len(smtp_server.messages) == 1
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == ("sent", 2)
+
+
+def test_contact_unsubscribed_after_queueing_is_skipped(smtp_server, queued):
+    Contact.objects.filter(pk=queued.contact_id).update(subscribed=False)
+    email_send(message_id=queued.id)
+    queued.refresh_from_db()
+    assert queued.status == "skipped" and smtp_server.messages == []
+
+
+def test_sweeper_requeues_messages_whose_wake_up_was_lost(queued, mailoutbox, settings):
+    EmailMessage.objects.filter(id=queued.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    from loopsync.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        assert emails_sweep() == {"requeued": 1, "failed_stale": 0}
+    finally:
+        app.conf.task_always_eager = eager
+    assert len(mailoutbox) == 1
+
+
+class TestUnsubscribePage:
+    def test_get_asks_and_post_unsubscribes(self, client, queued):
+        url = unsubscribe_url(queued.contact)
+        page = client.get(url)
+        assert page.status_code == 200 and "ada@example.com" in page.content.decode()
+        assert Contact.objects.get(pk=queued.contact_id).subscribed  # a link scanner's GET changes nothing
+        done = client.post(url)
+        assert done.status_code == 200 and "unsubscribed" in done.content.decode()
+        assert not Contact.objects.get(pk=queued.contact_id).subscribed
+
+    def test_one_click_post_from_a_mail_client_works_without_csrf(self, queued):
+        from django.test import Client
+
+        response = Client(enforce_csrf_checks=True).post(
+            unsubscribe_url(queued.contact),
+            data="List-Unsubscribe=One-Click",
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert response.status_code == 200
+        assert not Contact.objects.get(pk=queued.contact_id).subscribed
+
+    def test_a_forged_token_is_404_and_changes_nothing(self, client, queued):
+        url = unsubscribe_url(queued.contact)
+        forged = re.sub(r"/unsubscribe/([^/]+)/", lambda m: f"/unsubscribe/{m.group(1)[:-2]}xx/", url)
+        assert client.post(forged).status_code == 404
+        assert Contact.objects.get(pk=queued.contact_id).subscribed
