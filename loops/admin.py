@@ -29,6 +29,7 @@ class LoopAdmin(admin.ModelAdmin):
     list_display = ["name", "team", "trigger_label", "status", "updated_at"]
     list_filter = ["status", "trigger", "team"]
     search_fields = ["name", "trigger_event_name"]
+    readonly_fields = ["status", "template_slug"]  # activation goes through its checks: use the actions
     inlines = [LoopStepInline]
     actions = ["activate", "pause"]
 

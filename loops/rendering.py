@@ -4,6 +4,7 @@ Values are HTML-escaped in the HTML part (Liquid autoescape) and plain in the te
 variable renders empty; a template that cannot parse or names an unknown filter is refused on save.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -88,11 +89,17 @@ def _markdown_to_text(source: str) -> str:
     return text.strip() + "\n"
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(source: str, html: bool):
+    """Parsing costs more than rendering; a loop's step is rendered for every contact it reaches."""
+    return (_html_env if html else _text_env).from_string(source)
+
+
 def email_render(*, subject: str, preview_text: str, body: str, context: dict[str, Any]) -> Rendered:
-    subject_text = " ".join(_text_env.from_string(subject).render(**context).split())
-    preview = " ".join(_text_env.from_string(preview_text).render(**context).split())
-    body_html = _markdown_to_html(_html_env.from_string(body).render(**context))
-    body_text = _markdown_to_text(_text_env.from_string(body).render(**context))
+    subject_text = " ".join(_parsed(subject, False).render(**context).split())
+    preview = " ".join(_parsed(preview_text, False).render(**context).split())
+    body_html = _markdown_to_html(_parsed(body, True).render(**context))
+    body_text = _markdown_to_text(_parsed(body, False).render(**context))
     unsubscribe_url = context.get("unsubscribe_url", "")
     html = render_to_string(
         "loops/email.html",

@@ -5,8 +5,10 @@ transaction. A worker that dies after the claim leaves the row in `sending`; it 
 never sent again: a missing email is better than a duplicate one.
 """
 
+import contextlib
 import logging
 import smtplib
+import threading
 from datetime import timedelta
 from email.utils import formataddr, make_msgid
 
@@ -172,7 +174,7 @@ def email_send(*, message_id: int) -> EmailMessage | None:
         return message
     email = _build(message, unsubscribe_url(message.contact))
     try:
-        get_connection().send_messages([email])  # outside any transaction: no rollback can unsend
+        _deliver(email)  # outside any transaction: no rollback can unsend
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         if _is_permanent(exc) or message.attempts >= MAX_SEND_ATTEMPTS:
@@ -196,6 +198,48 @@ def email_send(*, message_id: int) -> EmailMessage | None:
         next_attempt_at=None,
     )
     return message
+
+
+_local = threading.local()
+
+
+def _connection():
+    """One open connection per worker thread, reused across messages (a new SMTP session per email
+    costs more than the email). Settings changes (tests) open a new one."""
+    key = (settings.EMAIL_BACKEND, getattr(settings, "EMAIL_HOST", ""), getattr(settings, "EMAIL_PORT", 0))
+    if getattr(_local, "key", None) != key:
+        _connection_close()
+        _local.connection = get_connection()
+        _local.key = key
+    return _local.connection
+
+
+def _connection_close() -> None:
+    connection = getattr(_local, "connection", None)
+    _local.connection = _local.key = None
+    if connection is not None:
+        with contextlib.suppress(Exception):  # closing a broken connection may fail; it is dropped anyway
+            connection.close()
+
+
+def _deliver(email: EmailMultiAlternatives) -> None:
+    connection = _connection()
+    if hasattr(connection, "open"):
+        try:
+            connection.open()
+        except Exception:
+            _connection_close()
+            raise
+    try:
+        connection.send_messages([email])
+    except smtplib.SMTPServerDisconnected:
+        # The server closed our idle connection before this message: open a fresh one, once.
+        _connection_close()
+        connection = _connection()
+        connection.send_messages([email])
+    except Exception:
+        _connection_close()
+        raise
 
 
 def emails_sweep(*, limit: int = 500) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-SIGN_OFF = "\n\nThanks,  \nThe team"
+SIGN_OFF = "\n\nThanks,\nThe team"
 
 TEMPLATES = [
     {
