@@ -36,6 +36,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/emails.py $(EMAIL_BENCH_ARGS)
 
 # Against Redis: CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (and DATABASE_URL) in the environment or .env.
 worker: install

@@ -142,6 +142,8 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
     from loopsync.celery import app
 
     assert settings.CELERY_TASK_ALWAYS_EAGER is False
+    # Close the worker thread's connection after each task, so the test database can be dropped.
+    app.conf["CELERY_DB_REUSE_MAX"] = None
     with (
         django_db_blocker.unblock(),
         start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING") as worker,

@@ -38,10 +38,7 @@ def event_fire(
         raise ValueError("event_fire needs an event name")
     if contact.team_id != team.id:
         raise ValueError("the contact belongs to another team")
-    if idempotency_key:
-        existing = Event.objects.filter(team=team, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return FireResult(event=existing, created=False)
+    # A repeated key fails on the unique constraint (no look-up first: repeats are rare).
     try:
         with transaction.atomic():
             event = Event.objects.create(

@@ -14,7 +14,7 @@ from contacts.models import Contact
 from loops.models import Event
 from loopsync.celery import app as celery_app
 from webhooks.models import Delivery
-from webhooks.services import deliveries_sweep
+from webhooks.processing import deliveries_sweep
 
 FAILED = "pay/invoice.payment_failed.json"
 

@@ -128,6 +128,8 @@ class Delivery(models.Model):
                 condition=Q(status__in=["received", "processing"]),
                 name="delivery_due_idx",
             ),
+            # The drain's claim: `status = 'received' ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED`.
+            models.Index(fields=["id"], condition=Q(status="received"), name="delivery_received_idx"),
             # The webhook log: one endpoint's deliveries, newest first.
             models.Index(fields=["endpoint", "-received_at", "-id"], name="delivery_endpoint_recent_idx"),
             models.Index(fields=["team", "status", "-received_at"], name="delivery_team_status_idx"),

@@ -2,24 +2,31 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from loopsync.wakeup import wake_clear
+
+from . import processing
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=services.MAX_ATTEMPTS)
-def process_delivery(self, delivery_id: int) -> None:
+@shared_task(acks_late=True)
+def drain_deliveries() -> int:
+    wake_clear("deliveries")  # before looking: a webhook stored from now on wakes another drain
     try:
-        services.delivery_process(delivery_id=delivery_id)
-    except services.TEMPORARY_ERRORS as exc:
-        delay = services.retry_delay(self.request.retries)
-        try:
-            services.delivery_release(delivery_id=delivery_id, error=f"{type(exc).__name__}: {exc}", retry_in=delay)
-        except services.TEMPORARY_ERRORS:
-            logger.warning("Could not release delivery %s; its lease will run out and it is swept", delivery_id)
-        raise self.retry(exc=exc, countdown=delay.total_seconds()) from exc
+        return processing.deliveries_drain()
+    except processing.TEMPORARY_ERRORS as exc:
+        logger.warning("Draining deliveries stopped on a temporary error; the sweep resumes it: %s", exc)
+        return 0
+
+
+@shared_task(acks_late=True)
+def process_delivery(delivery_id: int) -> None:
+    try:
+        processing.delivery_process(delivery_id=delivery_id)
+    except processing.TEMPORARY_ERRORS as exc:
+        logger.warning("Delivery %s hit a temporary error; released for a retry: %s", delivery_id, exc)
 
 
 @shared_task
 def sweep_deliveries() -> int:
-    return services.deliveries_sweep()
+    return processing.deliveries_sweep()

@@ -14,7 +14,6 @@ def stripe_receive(request: HttpRequest, endpoint_uuid: UUID) -> JsonResponse:
     """Stripe posts here. Verify, store, answer; the work happens in a worker."""
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     try:
-        endpoint = services.endpoint_for_receive(endpoint_uuid=endpoint_uuid)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -23,7 +22,7 @@ def stripe_receive(request: HttpRequest, endpoint_uuid: UUID) -> JsonResponse:
         if declared > limit or len(body) > limit:
             raise services.WebhookRejected(413, f"The body is larger than {limit} bytes.")
         received = services.delivery_receive(
-            endpoint=endpoint, body=body, signature=request.headers.get("Stripe-Signature")
+            endpoint_uuid=endpoint_uuid, body=body, signature=request.headers.get("Stripe-Signature")
         )
     except services.WebhookRejected as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)

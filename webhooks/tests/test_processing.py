@@ -5,14 +5,14 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import connection, connections
 from django.utils import timezone
 
 from conftest import fixture_text
 from contacts.models import Contact
 from loops.models import Event
 from loopsync.celery import app as celery_app
-from webhooks import services
+from webhooks import processing, services
 from webhooks.models import Delivery
 from webhooks.tasks import process_delivery
 
@@ -46,7 +46,7 @@ def receive(endpoint, post_webhook, body: str) -> Delivery:
 class TestProcess:
     def test_processed_delivery_syncs_contact_and_fires_named_event(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
-        services.delivery_process(delivery_id=delivery.id)
+        processing.delivery_process(delivery_id=delivery.id)
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts, delivery.last_error) == ("processed", 1, "")
         assert delivery.processed_at is not None and delivery.next_attempt_at is None
@@ -61,20 +61,20 @@ class TestProcess:
 
     def test_type_without_trigger_only_syncs_the_contact(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text("pay/invoice.paid.json"))
-        services.delivery_process(delivery_id=delivery.id)
+        processing.delivery_process(delivery_id=delivery.id)
         assert Contact.objects.filter(email="missouri@example.org", first_name="Missouri").exists()
         assert not Event.objects.exists()
 
     def test_trigger_renamed_after_receipt_fires_the_current_name(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
         endpoint.event_settings.filter(event_type="invoice.payment_failed").update(trigger_event_name="dunning")
-        services.delivery_process(delivery_id=delivery.id)
+        processing.delivery_process(delivery_id=delivery.id)
         assert Event.objects.get().name == "dunning"
 
     def test_processing_twice_has_one_effect(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
-        services.delivery_process(delivery_id=delivery.id)
-        assert services.delivery_process(delivery_id=delivery.id) is None
+        processing.delivery_process(delivery_id=delivery.id)
+        assert processing.delivery_process(delivery_id=delivery.id) is None
         process_delivery.apply(args=[delivery.id])
         assert Event.objects.count() == 1 and Contact.objects.count() == 1
         delivery.refresh_from_db()
@@ -82,17 +82,17 @@ class TestProcess:
 
     def test_ignored_delivery_is_never_processed(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text("stripe-ruby-mock/charge.succeeded.json"))
-        assert services.delivery_process(delivery_id=delivery.id) is None
+        assert processing.delivery_process(delivery_id=delivery.id) is None
         delivery.refresh_from_db()
         assert delivery.status == "ignored" and delivery.attempts == 0
 
     def test_live_claim_blocks_a_second_worker_until_its_lease_runs_out(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
-        assert services.delivery_claim(delivery_id=delivery.id)
-        assert not services.delivery_claim(delivery_id=delivery.id)
-        assert services.delivery_process(delivery_id=delivery.id) is None
+        assert processing.delivery_claim(delivery_id=delivery.id)
+        assert not processing.delivery_claim(delivery_id=delivery.id)
+        assert processing.delivery_process(delivery_id=delivery.id) is None
         Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
-        processed = services.delivery_process(delivery_id=delivery.id)
+        processed = processing.delivery_process(delivery_id=delivery.id)
         assert processed.status == "processed" and processed.attempts == 2
         assert Event.objects.count() == 1
 
@@ -120,8 +120,8 @@ class TestProcess:
             post_webhook,
             customer_updated("evt_old", 1_800_000_000, "ada@example.com", "Ada Byron", {"name": None}),
         )
-        services.delivery_process(delivery_id=newer.id)
-        services.delivery_process(delivery_id=older.id)
+        processing.delivery_process(delivery_id=newer.id)
+        processing.delivery_process(delivery_id=older.id)
         contact = Contact.objects.get()
         assert (contact.first_name, contact.last_name) == ("Ada", "King")
         assert Delivery.objects.filter(status="processed").count() == 2
@@ -129,11 +129,11 @@ class TestProcess:
     def test_customer_email_change_moves_the_contact(self, team, make_endpoint, post_webhook):
         endpoint = make_endpoint(team, triggers={"customer.created": "newStripeCustomer"})
         created = receive(endpoint, post_webhook, fixture_text("dj-stripe/customer.created.with_name.json"))
-        services.delivery_process(delivery_id=created.id)
+        processing.delivery_process(delivery_id=created.id)
         change = customer_updated(
             "evt_change", 1_800_000_000, "jane@austen.example", "Jane Austen", {"email": "jane.austen@example.com"}
         )
-        services.delivery_process(delivery_id=receive(endpoint, post_webhook, change).id)
+        processing.delivery_process(delivery_id=receive(endpoint, post_webhook, change).id)
         contact = Contact.objects.get()
         assert contact.email == "jane@austen.example"
         assert contact.events.get().name == "newStripeCustomer"
@@ -141,39 +141,66 @@ class TestProcess:
     def test_team_b_endpoint_never_touches_team_a(self, team, other_team, make_endpoint, post_webhook):
         mine = Contact.objects.create(team=team, email="customer@example.org", first_name="Mine", last_name="Only")
         endpoint_b = make_endpoint(other_team, triggers={"invoice.payment_failed": "failedPayment"})
-        services.delivery_process(delivery_id=receive(endpoint_b, post_webhook, fixture_text(FAILED)).id)
+        processing.delivery_process(delivery_id=receive(endpoint_b, post_webhook, fixture_text(FAILED)).id)
         mine.refresh_from_db()
         assert (mine.first_name, mine.last_name) == ("Mine", "Only")
         assert not Event.objects.filter(team=team).exists()
         assert Event.objects.get().contact.team == other_team
 
     def test_without_a_broker_the_delivery_is_processed_in_process(
-        self, endpoint, post_webhook, django_capture_on_commit_callbacks
+        self, endpoint, post_webhook, django_capture_on_commit_callbacks, eager
     ):
-        eager = celery_app.conf.task_always_eager
-        celery_app.conf.task_always_eager = True
-        try:
-            with django_capture_on_commit_callbacks(execute=True):
-                delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
-        finally:
-            celery_app.conf.task_always_eager = eager
+        with django_capture_on_commit_callbacks(execute=True):
+            delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
         delivery.refresh_from_db()
         assert delivery.status == "processed"
         assert Event.objects.filter(name="failedPayment").exists()
 
 
-@pytest.mark.django_db
-def test_sweeper_enqueues_only_due_deliveries(endpoint, post_webhook):
-    due = receive(endpoint, post_webhook, fixture_text(FAILED))
-    receive(endpoint, post_webhook, fixture_text("pay/invoice.paid.json"))  # received just now: not yet due
-    Delivery.objects.filter(id=due.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
-    eager = celery_app.conf.task_always_eager
+@pytest.fixture
+def eager():
+    """Tasks run in this process when published, as with `make run`."""
+    was = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
-    try:
-        assert services.deliveries_sweep() == 1
-    finally:
-        celery_app.conf.task_always_eager = eager
-    assert list(Delivery.objects.order_by("id").values_list("status", flat=True)) == ["processed", "received"]
+    yield
+    celery_app.conf.task_always_eager = was
+
+
+@pytest.mark.django_db
+def test_sweeper_wakes_the_drain_only_when_something_is_due(endpoint, post_webhook, eager):
+    delivery = receive(endpoint, post_webhook, fixture_text(FAILED))  # its wake-up never ran (no commit)
+    assert processing.deliveries_sweep() == 0  # less than a minute old: its wake-up may still come
+    Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert processing.deliveries_sweep() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "processed"
+
+
+@pytest.mark.django_db
+def test_drain_processes_in_batches_and_skips_rows_waiting_for_their_backoff(team, make_endpoint, post_webhook):
+    endpoint = make_endpoint(team, triggers={"customer.created": "newStripeCustomer"})
+    template = json.loads(fixture_text("dj-stripe/customer.created.with_name.json"))
+    for i in range(7):
+        event = {**template, "id": f"evt_{i}"}
+        event["data"] = {"object": {**template["data"]["object"], "email": f"c{i}@example.com"}}
+        receive(endpoint, post_webhook, json.dumps(event))
+    backing_off = Delivery.objects.get(stripe_event_id="evt_3")
+    Delivery.objects.filter(id=backing_off.id).update(attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1))
+    processing.deliveries_drain(batch_size=2)
+    assert Delivery.objects.filter(status="processed").count() == 6
+    assert Contact.objects.count() == 6 and Event.objects.count() == 6
+    assert Delivery.objects.get(id=backing_off.id).status == "received"
+
+
+@pytest.mark.django_db
+def test_stale_claim_of_a_dead_worker_is_retaken_by_the_sweeper(endpoint, post_webhook, eager):
+    delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
+    assert processing.delivery_claim(delivery_id=delivery.id)  # the worker died holding it
+    assert processing.deliveries_sweep() == 0
+    Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert processing.deliveries_sweep() == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("processed", 2)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -207,10 +234,7 @@ def test_temporary_database_error_is_retried_then_processed(postgres, endpoint):
         assert locked.wait(5)
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
-        # Called directly, as a worker runs it once: the task releases the row, then asks for a retry
-        # (outside a worker that surfaces as the original error).
-        with pytest.raises(OperationalError, match="lock timeout"):
-            process_delivery(delivery.id)
+        process_delivery(delivery.id)  # as a worker runs it: the error is temporary, the row released
         delivery.refresh_from_db()
         assert delivery.status == "received" and delivery.attempts == 1
         assert "lock" in delivery.last_error
@@ -229,8 +253,8 @@ def test_temporary_database_error_is_retried_then_processed(postgres, endpoint):
 @pytest.mark.django_db
 def test_temporary_errors_give_up_after_max_attempts(endpoint, post_webhook):
     delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
-    Delivery.objects.filter(id=delivery.id).update(status="processing", attempts=services.MAX_ATTEMPTS)
-    services.delivery_release(delivery_id=delivery.id, error="OperationalError: gone", retry_in=timedelta(seconds=5))
+    Delivery.objects.filter(id=delivery.id).update(status="processing", attempts=processing.MAX_ATTEMPTS)
+    processing.delivery_release(delivery_id=delivery.id, error="OperationalError: gone")
     delivery.refresh_from_db()
     assert delivery.status == "failed"
     assert "Gave up after" in delivery.last_error and "gone" in delivery.last_error
