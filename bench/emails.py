@@ -108,20 +108,27 @@ def main() -> int:
             if count >= args.emails:
                 break
             time.sleep(0.2)
-        wall = time.time() - started
+        wall = last - started
         with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
             statuses = dict(conn.execute("SELECT status, count(*) FROM loops_emailmessage GROUP BY status").fetchall())
+            # The worker's first piece of work: the first run it advanced (which queued an email).
+            (first_run,) = conn.execute(
+                "SELECT extract(epoch FROM min(updated_at)) FROM loops_looprun WHERE status = 'completed'"
+            ).fetchone()
         print(f"\nEmails delivered to the SMTP sink: {count} of {args.emails}; rows by status: {statuses}")
         if count < args.emails:
             print("MISSED: not every email arrived within the time limit")
             return 1
-        steady = count / (last - first) if last > first else float("nan")
-        overall = count / wall
-        print(f"One worker, prefork concurrency {concurrency}:")
-        print(f"  first to last email at the sink: {last - first:.2f} s -> {steady:.0f} emails/s")
-        print(f"  including worker start-up:       {wall:.2f} s -> {overall:.0f} emails/s")
-        verdict = "met" if steady >= TARGET_PER_S else "MISSED"
-        print(f"  target >= {TARGET_PER_S:.0f} emails/s: {verdict}")
+        pipeline = last - float(first_run)
+        rate = count / pipeline
+        print(f"One worker, prefork concurrency {concurrency} (each email: advance the run, render, queue, send):")
+        print(f"  worker start -> first run advanced:        {float(first_run) - started:.2f} s (boot)")
+        print(f"  first run advanced -> last email received: {pipeline:.2f} s -> {rate:.0f} emails/s")
+        sink_rate = count / (last - first)
+        print(f"  first -> last email at the sink:           {last - first:.2f} s -> {sink_rate:.0f} emails/s")
+        print(f"  worker start -> last email (with boot):    {wall:.2f} s -> {count / wall:.0f} emails/s")
+        verdict = "met" if rate >= TARGET_PER_S else "MISSED"
+        print(f"  target >= {TARGET_PER_S:.0f} emails/s (first run advanced -> last email): {verdict}")
         return 0
     finally:
         for process in reversed(processes):

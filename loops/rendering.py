@@ -6,6 +6,7 @@ variable renders empty; a template that cannot parse or names an unknown filter 
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +79,17 @@ _BUTTON_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)\{\s*:?\s*\.button\s*\}")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)(\{[^}]*\})?")
 
 
+_local = threading.local()
+
+
 def _markdown_to_html(source: str) -> str:
-    html = markdown.markdown(source, extensions=["attr_list", "sane_lists", "nl2br"], output_format="html")
+    # Building a Markdown converter costs more than converting; one per thread (they are not shared-safe).
+    converter = getattr(_local, "markdown", None)
+    if converter is None:
+        converter = _local.markdown = markdown.Markdown(
+            extensions=["attr_list", "sane_lists", "nl2br"], output_format="html"
+        )
+    html = converter.reset().convert(source)
     return html.replace('class="button"', f'class="button" style="{BUTTON_STYLE}"')
 
 

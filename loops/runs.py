@@ -2,10 +2,12 @@
 or the loop ends, and records each step in the run's history."""
 
 import logging
+import time
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -18,7 +20,12 @@ logger = logging.getLogger(__name__)
 # A claimed run is the worker's for this long; if the worker dies, the beat task takes it again.
 RUN_LEASE = timedelta(minutes=5)
 PAUSED_RECHECK = timedelta(minutes=15)
+TEMPORARY_RETRY = timedelta(seconds=30)
 MAX_STEPS_PER_ADVANCE = 100  # a guard against a loop of instant steps that never ends
+
+
+BATCH_SIZE = 50
+DRAIN_BUDGET_SECONDS = 20
 
 
 def run_claim(*, run_id: int) -> bool:
@@ -29,22 +36,52 @@ def run_claim(*, run_id: int) -> bool:
     return claimed == 1
 
 
+def runs_claim(*, limit: int = BATCH_SIZE) -> list[int]:
+    """Take up to `limit` due runs in one statement, skipping rows other workers are taking."""
+    now = timezone.now()
+    table = LoopRun._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {table} SET next_due_at = %s WHERE id IN (SELECT id FROM {table} "  # noqa: S608 - no input
+        f"WHERE status IN (%s, %s) AND next_due_at <= %s ORDER BY next_due_at LIMIT %s{lock}) RETURNING id"
+    )
+    params = [now + RUN_LEASE, LoopRun.Status.ACTIVE, LoopRun.Status.WAITING, now, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def run_advance(*, run_id: int) -> LoopRun | None:
     """Claim the run and execute its due steps. None when it was not due or another worker has it."""
     if not run_claim(run_id=run_id):
         return None
+    return _advance_batch([run_id])[0]
+
+
+def _advance_batch(run_ids: list[int]) -> list[LoopRun]:
+    """Load the claimed runs and their loops' steps in two queries, then advance each run in its own
+    savepoint of one transaction (one commit per batch; a failing run does not undo the others)."""
+    runs = list(LoopRun.objects.select_related("loop", "contact", "event").filter(id__in=run_ids).order_by("id"))
+    steps: dict[int, list[LoopStep]] = defaultdict(list)
+    for step in LoopStep.objects.filter(loop_id__in={run.loop_id for run in runs}).order_by("position", "id"):
+        steps[step.loop_id].append(step)
+    with transaction.atomic():
+        return [_advance_loaded(run, steps[run.loop_id]) for run in runs]
+
+
+def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
+    run_id = run.id
     try:
         with transaction.atomic():
-            run = LoopRun.objects.select_related("loop", "contact", "event").get(id=run_id)
             if run.loop.status != Loop.Status.ACTIVE:
                 # A paused loop holds its runs where they are; they go on when it is activated again.
                 run.next_due_at = timezone.now() + PAUSED_RECHECK
                 run.save(update_fields=["next_due_at", "updated_at"])
                 return run
-            _execute(run)
+            _execute(run, [step for step in steps if step.position >= run.position][:MAX_STEPS_PER_ADVANCE])
             run.save()
     except (OperationalError, InterfaceError):
-        raise  # temporary: the claim's lease runs out and the beat task takes the run again
+        raise  # temporary: the claim's lease runs out and the run is taken again
     except Exception as exc:
         logger.exception("Run %s failed", run_id)
         LoopRun.objects.filter(id=run_id).update(
@@ -52,6 +89,32 @@ def run_advance(*, run_id: int) -> LoopRun | None:
         )
         return LoopRun.objects.get(id=run_id)
     return run
+
+
+def runs_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
+    """Advance due runs batch by batch, each batch in one transaction with a savepoint per run."""
+    from .services import runs_wake
+
+    started = time.monotonic()
+    done = 0
+    while True:
+        run_ids = runs_claim(limit=batch_size)
+        if not run_ids:
+            return done
+        if len(run_ids) == batch_size:
+            runs_wake()  # likely more: let another worker process share the work
+        try:
+            _advance_batch(run_ids)
+        except (OperationalError, InterfaceError):
+            retry_at = timezone.now() + TEMPORARY_RETRY
+            LoopRun.objects.filter(id__in=run_ids, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]).update(
+                next_due_at=retry_at
+            )
+            raise
+        done += len(run_ids)
+        if time.monotonic() - started > budget_seconds:
+            runs_wake()
+            return done
 
 
 def _note(run: LoopRun, step: LoopStep | None, what: str, **extra: Any) -> None:
@@ -89,9 +152,9 @@ def _resume(run: LoopRun) -> None:
     run.waiting_for = ""
 
 
-def _execute(run: LoopRun) -> None:
+def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
+    """Execute `steps` (the loop's, from the run's position on) until one waits or the loop ends."""
     now = timezone.now()
-    steps = list(run.loop.steps.filter(position__gte=run.position).order_by("position", "id")[:MAX_STEPS_PER_ADVANCE])
     for step in steps:
         run.position = step.position
         if step.kind == LoopStep.Kind.EMAIL:
@@ -179,23 +242,6 @@ def contact_matches(contact: Contact, field: str, operator: str, value: str) -> 
     raise ValueError(f"unknown filter condition {operator!r}")
 
 
-def runs_due(*, limit: int = 500) -> list[int]:
-    return list(
-        LoopRun.objects.filter(
-            status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING], next_due_at__lte=timezone.now()
-        )
-        .order_by("next_due_at")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
-def runs_advance_due(*, limit: int = 500) -> int:
+def runs_advance_due() -> int:
     """The beat task: advance every due run (timers that ran out, waits that timed out, lost wake-ups)."""
-    advanced = 0
-    for run_id in runs_due(limit=limit):
-        try:
-            if run_advance(run_id=run_id) is not None:
-                advanced += 1
-        except Exception:
-            logger.exception("Run %s could not advance; it is retried when its lease runs out", run_id)
-    return advanced
+    return runs_drain()

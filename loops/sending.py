@@ -9,18 +9,20 @@ import contextlib
 import logging
 import smtplib
 import threading
+import time
 from datetime import timedelta
 from email.utils import formataddr, make_msgid
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
+from loopsync.wakeup import wake
 
 from .models import EmailMessage, LoopRun, LoopStep
 from .rendering import contact_context, email_render, event_context
@@ -28,6 +30,9 @@ from .rendering import contact_context, email_render, event_context
 logger = logging.getLogger(__name__)
 
 SEND_LEASE = timedelta(minutes=10)
+SEND_RETRY = timedelta(minutes=1)
+BATCH_SIZE = 50
+DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
 UNSUBSCRIBE_SALT = "loops.unsubscribe"
 
@@ -66,10 +71,8 @@ def contact_unsubscribe(*, contact: Contact) -> Contact:
 
 
 def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
-    """The message for this run's step: rendered now, sent by a worker after commit. Never two."""
-    existing = EmailMessage.objects.filter(run=run, step=step).first()
-    if existing is not None:
-        return existing
+    """The message for this run's step: rendered now, sent by a worker after commit. Never two: a second
+    one for the same (run, step) fails on the unique constraint and the first is returned."""
     contact = run.contact
     url = unsubscribe_url(contact)
     rendered = email_render(
@@ -103,19 +106,15 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
     except IntegrityError:
         return EmailMessage.objects.get(run=run, step=step)
     if not skipped:
-        transaction.on_commit(lambda: email_enqueue(message_id=message.id))
+        transaction.on_commit(emails_wake)
     return message
 
 
-def email_enqueue(*, message_id: int) -> None:
-    from kombu.exceptions import OperationalError as BrokerError
+def emails_wake() -> bool:
+    """Wake a worker to send queued emails (one pending wake-up however many are queued)."""
+    from .tasks import drain_emails
 
-    from .tasks import send_email
-
-    try:
-        send_email.delay(message_id)
-    except BrokerError as exc:
-        logger.warning("Broker unavailable; email %s will be swept later: %s", message_id, exc)
+    return wake(drain_emails, "emails")
 
 
 # --- sending -------------------------------------------------------------------------------------
@@ -162,11 +161,59 @@ def _is_permanent(exc: Exception) -> bool:
     return isinstance(exc, (ValueError, TypeError))
 
 
+def emails_claim(*, limit: int = BATCH_SIZE) -> list[EmailMessage]:
+    """Take up to `limit` queued messages that are due, in one statement, skipping rows other workers
+    are taking; a message put back after a temporary failure waits for its backoff."""
+    now = timezone.now()
+    table = EmailMessage._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, next_attempt_at = %s "  # noqa: S608 - no input
+        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND (attempts = 0 OR next_attempt_at <= %s) "
+        f"ORDER BY id LIMIT %s{lock}) RETURNING id"
+    )
+    params = [EmailMessage.Status.SENDING, now + SEND_LEASE, EmailMessage.Status.QUEUED, now, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    return list(EmailMessage.objects.select_related("contact").filter(id__in=ids).order_by("id"))
+
+
+def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
+    """Send queued emails batch by batch over one connection. A temporary failure (the provider is
+    down) puts the rest of the batch back with a backoff and stops: the sweep wakes the drain later."""
+    started = time.monotonic()
+    sent = 0
+    while True:
+        messages = emails_claim(limit=batch_size)
+        if not messages:
+            return sent
+        if len(messages) == batch_size:
+            emails_wake()  # likely more: let another worker process share the work
+        for index, message in enumerate(messages):
+            try:
+                _send_claimed(message)
+            except TemporarySendError:
+                rest = [m.id for m in messages[index + 1 :]]
+                EmailMessage.objects.filter(id__in=rest, status=EmailMessage.Status.SENDING).update(
+                    status=EmailMessage.Status.QUEUED, next_attempt_at=timezone.now() + SEND_RETRY
+                )
+                return sent
+            sent += 1
+        if time.monotonic() - started > budget_seconds:
+            emails_wake()
+            return sent
+
+
 def email_send(*, message_id: int) -> EmailMessage | None:
     """Claim and send one message. Raises TemporarySendError when a retry may succeed."""
     if not email_claim(message_id=message_id):
         return None
-    message = EmailMessage.objects.select_related("contact").get(id=message_id)
+    return _send_claimed(EmailMessage.objects.select_related("contact").get(id=message_id))
+
+
+def _send_claimed(message: EmailMessage) -> EmailMessage:
+    message_id = message.id
     if not message.contact.subscribed:
         EmailMessage.objects.filter(id=message_id).update(
             status=EmailMessage.Status.SKIPPED, error="The contact unsubscribed before sending.", next_attempt_at=None
@@ -184,7 +231,7 @@ def email_send(*, message_id: int) -> EmailMessage | None:
             logger.warning("Email %s failed permanently: %s", message_id, error)
             return message
         EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
-            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + SEND_LEASE
+            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + SEND_RETRY
         )
         raise TemporarySendError(error) from exc
     provider_id = (
@@ -242,7 +289,7 @@ def _deliver(email: EmailMultiAlternatives) -> None:
         raise
 
 
-def emails_sweep(*, limit: int = 500) -> dict[str, int]:
+def emails_sweep() -> dict[str, int]:
     """Queued messages nobody sent (lost wake-up): enqueue again. Stale `sending` claims: the worker
     died mid-send, and whether the provider took it is unknown, so mark failed rather than risk two."""
     now = timezone.now()
@@ -251,11 +298,7 @@ def emails_sweep(*, limit: int = 500) -> dict[str, int]:
         error="The worker stopped while sending; not retried, so the contact never gets it twice.",
         next_attempt_at=None,
     )
-    due = list(
-        EmailMessage.objects.filter(status=EmailMessage.Status.QUEUED, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    for message_id in due:
-        email_enqueue(message_id=message_id)
-    return {"requeued": len(due), "failed_stale": stale}
+    due = EmailMessage.objects.filter(status=EmailMessage.Status.QUEUED, next_attempt_at__lte=now).count()
+    if due:
+        emails_wake()
+    return {"requeued": due, "failed_stale": stale}

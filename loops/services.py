@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from contacts.models import Contact
+from loopsync.wakeup import wake
 
 from .models import Event, Loop, LoopRun, LoopStep, LoopTemplate
 
@@ -54,7 +55,7 @@ def event_fire(
             )
             for loop in loops:
                 run_start(loop=loop, contact=contact, event=event)
-            runs_wake(contact=contact, event_name=name)
+            runs_wake_waiting(contact=contact, event_name=name)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -83,11 +84,18 @@ def run_start(*, loop: Loop, contact: Contact, event: Event | None) -> LoopRun |
             )
     except IntegrityError:
         return None
-    transaction.on_commit(lambda: run_enqueue(run_id=run.id))
+    transaction.on_commit(runs_wake)
     return run
 
 
-def runs_wake(*, contact: Contact, event_name: str) -> list[int]:
+def runs_wake() -> bool:
+    """Wake a worker to advance due runs (one pending wake-up however many runs start)."""
+    from .tasks import drain_runs
+
+    return wake(drain_runs, "runs")
+
+
+def runs_wake_waiting(*, contact: Contact, event_name: str) -> list[int]:
     """Runs of this contact waiting for this event are due now; the worker decides which path."""
     ids = list(
         LoopRun.objects.filter(contact=contact, status=LoopRun.Status.WAITING, waiting_for=event_name).values_list(
@@ -96,20 +104,8 @@ def runs_wake(*, contact: Contact, event_name: str) -> list[int]:
     )
     if ids:
         LoopRun.objects.filter(id__in=ids, status=LoopRun.Status.WAITING).update(next_due_at=timezone.now())
-        for run_id in ids:
-            transaction.on_commit(lambda run_id=run_id: run_enqueue(run_id=run_id))
+        transaction.on_commit(runs_wake)
     return ids
-
-
-def run_enqueue(*, run_id: int) -> None:
-    from kombu.exceptions import OperationalError as BrokerError
-
-    from .tasks import advance_run
-
-    try:
-        advance_run.delay(run_id)
-    except BrokerError as exc:  # the beat task finds due runs in the database
-        logger.warning("Broker unavailable; run %s will be picked up by the beat task: %s", run_id, exc)
 
 
 # --- setting loops up ----------------------------------------------------------------------------

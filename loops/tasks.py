@@ -1,19 +1,29 @@
+import logging
+
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from loopsync.wakeup import wake_clear
 
 from . import runs, sending
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(acks_late=True)
-def advance_run(run_id: int) -> None:
-    runs.run_advance(run_id=run_id)
-
-
-@shared_task(bind=True, acks_late=True, max_retries=sending.MAX_SEND_ATTEMPTS)
-def send_email(self, message_id: int) -> None:
+def drain_runs() -> int:
+    wake_clear("runs")  # before looking: a run started from now on wakes another drain
     try:
-        sending.email_send(message_id=message_id)
-    except sending.TemporarySendError as exc:
-        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 3600)) from exc
+        return runs.runs_drain()
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("Advancing runs stopped on a temporary error; the beat task resumes it: %s", exc)
+        return 0
+
+
+@shared_task(acks_late=True)
+def drain_emails() -> int:
+    wake_clear("emails")
+    return sending.emails_drain()
 
 
 @shared_task
