@@ -234,9 +234,9 @@ def _send_claimed(message: EmailMessage) -> EmailMessage:
             status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + SEND_RETRY
         )
         raise TemporarySendError(error) from exc
-    provider_id = (
-        getattr(getattr(email, "anymail_status", None), "message_id", None) or email.extra_headers["Message-ID"]
-    )
+    provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
+    if provider_id is None:  # SMTP and console: the Message-ID we set
+        provider_id = email.extra_headers["Message-ID"]
     EmailMessage.objects.filter(id=message_id).update(
         status=EmailMessage.Status.SENT,
         sent_at=timezone.now(),

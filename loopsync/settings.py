@@ -136,8 +136,16 @@ STORAGES = {
 
 # Email: console by default; EMAIL_URL (e.g. smtp+tls://user:pass@host:587) for SMTP, or
 # EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend with ANYMAIL='{"POSTMARK_SERVER_TOKEN": "…"}'.
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+# Or the usual settings: EMAIL_HOST (then SMTP), EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS.
+_email = env.email_url("EMAIL_URL", default="smtp://" if env.str("EMAIL_HOST", default="") else "consolemail://")
 vars().update(_email)
+if not env.str("EMAIL_URL", default=""):
+    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = _strict_bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = _strict_bool("EMAIL_USE_SSL", default=False)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
 ANYMAIL = env.json("ANYMAIL", default={})
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)

@@ -158,3 +158,33 @@ def test_local_admin_prints_the_password_once():
     assert user.check_password(password) and user.is_superuser
     assert password not in second.getvalue()
     assert Membership.objects.filter(user=user, role="owner").count() == 1 and Team.objects.count() == 1
+
+
+def settings_value(name: str, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import django; django.setup(); from django.conf import settings; print(settings.{name})",
+        ],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "loopsync.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_email_goes_to_the_console_by_default_and_smtp_when_configured():
+    assert settings_value("EMAIL_BACKEND") == "django.core.mail.backends.console.EmailBackend"
+    smtp = {"EMAIL_URL": "smtp+tls://user:pw@smtp.example.com:587"}
+    assert settings_value("EMAIL_BACKEND", **smtp) == "django.core.mail.backends.smtp.EmailBackend"
+    assert settings_value("EMAIL_HOST", **smtp) == "smtp.example.com"
+    usual = {"EMAIL_HOST": "mail.example.com", "EMAIL_PORT": "2525", "EMAIL_USE_TLS": "true"}
+    assert settings_value("EMAIL_BACKEND", **usual) == "django.core.mail.backends.smtp.EmailBackend"
+    assert settings_value("EMAIL_PORT", **usual) == "2525" and settings_value("EMAIL_USE_TLS", **usual) == "True"
+    provider = {"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend", "ANYMAIL": '{"POSTMARK_SERVER_TOKEN": "x"}'}
+    assert settings_value("EMAIL_BACKEND", **provider) == "anymail.backends.postmark.EmailBackend"

@@ -132,3 +132,14 @@ class TestUnsubscribePage:
         forged = re.sub(r"/unsubscribe/([^/]+)/", lambda m: f"/unsubscribe/{m.group(1)[:-2]}xx/", url)
         assert client.post(forged).status_code == 404
         assert Contact.objects.get(pk=queued.contact_id).subscribed
+
+
+def test_any_anymail_provider_by_setting_records_its_message_id(queued, settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"  # anymail's offline provider
+    email_send(message_id=queued.id)
+    [sent] = mail.outbox
+    assert sent.to == ["ada@example.com"] and sent.anymail_status.status == {"sent"}
+    queued.refresh_from_db()
+    assert queued.status == "sent" and queued.provider_message_id == str(sent.anymail_status.message_id)
