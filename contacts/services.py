@@ -9,7 +9,6 @@ from django.db.models.functions import Lower
 from accounts.models import Team
 
 from .models import Contact
-from .signals import contact_created
 
 SOURCE_STRIPE = "Stripe webhook"
 
@@ -120,7 +119,6 @@ def _create(*, team, email, first_name, last_name, stripe_customer_id, event_cre
                 stripe_event_created=event_created,
                 source=source,
             )
-            contact_created.send(sender=Contact, contact=contact)
             return contact, True
     except IntegrityError:
         # Another worker created it between our lookup and insert; use theirs.

@@ -30,7 +30,7 @@ from .rendering import contact_context, email_render, event_context
 logger = logging.getLogger(__name__)
 
 SEND_LEASE = timedelta(minutes=10)
-SEND_RETRY = timedelta(minutes=1)
+SEND_RETRY = timedelta(minutes=1)  # then doubled for each attempt, up to an hour
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
@@ -205,6 +205,11 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
             return sent
 
 
+def send_retry_delay(message: EmailMessage) -> timedelta:
+    """Exponential backoff by attempt for temporary failures: 1, 2, 4 … minutes, capped at an hour."""
+    return min(SEND_RETRY * 2 ** max(message.attempts - 1, 0), timedelta(hours=1))
+
+
 def email_send(*, message_id: int) -> EmailMessage | None:
     """Claim and send one message. Raises TemporarySendError when a retry may succeed."""
     if not email_claim(message_id=message_id):
@@ -231,7 +236,7 @@ def _send_claimed(message: EmailMessage) -> EmailMessage:
             logger.warning("Email %s failed permanently: %s", message_id, error)
             return message
         EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
-            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + SEND_RETRY
+            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + send_retry_delay(message)
         )
         raise TemporarySendError(error) from exc
     provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None)

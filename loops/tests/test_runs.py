@@ -255,3 +255,11 @@ def test_step_with_an_error_fails_the_run_with_the_reason(run_tasks, team, ada, 
     fire(run_tasks, ada, "failedPayment", key="evt_1")
     run = LoopRun.objects.get()
     assert run.status == "failed" and "nosuchfilter" in run.last_error
+
+
+def test_contact_created_by_any_means_enrols_in_contact_added_loops(run_tasks, team, mailoutbox):
+    loop = Loop.objects.create(team=team, name="Welcome", trigger="contact_added")
+    LoopStep.objects.create(team=team, loop=loop, position=1, kind="email", subject="Welcome", body="Hello")
+    loop_activate(loop=loop)
+    run_tasks(Contact.objects.create, team=team, email="typed@example.com")
+    assert [m.to for m in mailoutbox] == [["typed@example.com"]]
