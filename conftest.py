@@ -179,6 +179,7 @@ class _Inbox:
     def __init__(self):
         self.messages: list = []  # email.message.EmailMessage objects
         self.refuse: set[str] = set()  # recipients answered with 550
+        self.delay = 0.0  # seconds to wait before answering DATA (the message is kept all the same)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
         if address in self.refuse:
@@ -187,11 +188,14 @@ class _Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        import asyncio
         from email import message_from_bytes, policy
 
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(message)
+        self.messages.append(message)  # kept, as a real server would, even if the answer comes late
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 Message accepted for delivery"
 
 
@@ -217,7 +221,7 @@ def smtp_server(settings):
     inbox.port = port
     inbox.controller = controller
     yield inbox
-    controller.stop()
+    inbox.controller.stop()
 
 
 @pytest.fixture

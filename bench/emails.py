@@ -53,6 +53,7 @@ def main() -> int:
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "DEBUG": "false",
         "SECRET_KEY": "bench-secret-key",
+        "SITE_URL": "http://127.0.0.1:8000",
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
         "CONN_MAX_AGE": "600",

@@ -58,6 +58,7 @@ ENV = {
     "DATABASE_URL": DB_URL,
     "DEBUG": "false",
     "SECRET_KEY": "bench-secret-key",
+    "SITE_URL": "http://127.0.0.1:8101",
     "CELERY_BROKER_URL": REDIS_URL,
     "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
     "CONN_MAX_AGE": "600",

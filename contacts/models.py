@@ -33,6 +33,12 @@ class Contact(models.Model):
         indexes = [
             # The Audience page: a team's contacts, newest first.
             models.Index(fields=["team", "-created_at", "-id"], name="contact_team_created_idx"),
+            # contact_sync: a late event found by its Stripe customer after an email change.
+            models.Index(
+                fields=["team", "stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="contact_team_customer_idx",
+            ),
         ]
 
     def __str__(self) -> str:

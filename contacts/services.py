@@ -61,6 +61,7 @@ def contact_sync(
         raise ValueError("contact_sync needs an email")
     previous_email = (previous_email or "").strip()
     first_name, last_name = name_split(full_name)
+    first_name, last_name = first_name[:150], last_name[:150]  # the columns' size; Stripe allows more
 
     with transaction.atomic():
         contact = _locked(team, email)
@@ -70,6 +71,17 @@ def contact_sync(
                 contact = None  # a stale email change must not move the contact back
             elif contact is not None:
                 contact.email = email
+        if contact is None and stripe_customer_id:
+            # An older event for an address the customer has since left (Stripe retried it late):
+            # it belongs to the contact that moved on, not to a new contact at the old address.
+            moved = (
+                Contact.objects.select_for_update()
+                .filter(team=team, stripe_customer_id=stripe_customer_id, stripe_event_created__isnull=False)
+                .order_by("-stripe_event_created")
+                .first()
+            )
+            if moved is not None and _is_older(event_created, moved):
+                contact = moved
         created = False
         if contact is None:
             contact, created = _create(

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Team
 from contacts.models import Contact
@@ -20,6 +21,8 @@ class Event(models.Model):
     source = models.CharField(max_length=64, blank=True)
     # The Stripe event id for events from Stripe: the same Stripe event never fires twice.
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # When it happened at its source (Stripe's `created`): events can arrive out of order.
+    occurred_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

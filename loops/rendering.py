@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from liquid import Environment
 from liquid.exceptions import LiquidError
+from markupsafe import escape
 
 _html_env = Environment(autoescape=True)
 _text_env = Environment()
@@ -89,7 +90,7 @@ def _markdown_to_html(source: str) -> str:
         converter = _local.markdown = markdown.Markdown(
             extensions=["attr_list", "sane_lists", "nl2br"], output_format="html"
         )
-    html = converter.reset().convert(source)
+    html = _SAFE_HREF.sub('href="#"', converter.reset().convert(source))  # no javascript: or data: links
     return html.replace('class="button"', f'class="button" style="{BUTTON_STYLE}"')
 
 
@@ -105,10 +106,27 @@ def _parsed(source: str, html: bool):
     return (_html_env if html else _text_env).from_string(source)
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_SAFE_HREF = re.compile(r'href="(?!https?:|mailto:|tel:|#)[^"]*"', re.IGNORECASE)
+
+
+def _inert(value: Any) -> Any:
+    """A value as literal text in Markdown that becomes HTML: HTML-escaped, Markdown syntax escaped and
+    newlines flattened, so a contact named "[Verify](https://evil)" is shown, never linked."""
+    if isinstance(value, str):
+        flat = " ".join(value.split()) if "\n" in value or "\r" in value else value
+        return escape(_MARKDOWN_SPECIAL.sub(r"\\\1", flat))  # escape() returns Markup: not escaped twice
+    if isinstance(value, dict):
+        return {key: _inert(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_inert(item) for item in value]
+    return value
+
+
 def email_render(*, subject: str, preview_text: str, body: str, context: dict[str, Any]) -> Rendered:
     subject_text = " ".join(_parsed(subject, False).render(**context).split())
     preview = " ".join(_parsed(preview_text, False).render(**context).split())
-    body_html = _markdown_to_html(_parsed(body, True).render(**context))
+    body_html = _markdown_to_html(_parsed(body, True).render(**_inert(context)))
     body_text = _markdown_to_text(_parsed(body, False).render(**context))
     unsubscribe_url = context.get("unsubscribe_url", "")
     html = render_to_string(

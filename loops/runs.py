@@ -66,7 +66,24 @@ def _advance_batch(run_ids: list[int]) -> list[LoopRun]:
     for step in LoopStep.objects.filter(loop_id__in={run.loop_id for run in runs}).order_by("position", "id"):
         steps[step.loop_id].append(step)
     with transaction.atomic():
-        return [_advance_loaded(run, steps[run.loop_id]) for run in runs]
+        advanced = [_advance_loaded(run, steps[run.loop_id]) for run in runs]
+    _recheck_waits(advanced)
+    return advanced
+
+
+def _recheck_waits(runs: list[LoopRun]) -> None:
+    """An event committed while these runs were being advanced was invisible to them, and its wake-up
+    saw them not yet waiting: look again now that they are, so it is not missed until the timeout."""
+    from .services import runs_wake
+
+    woken = [
+        run.id
+        for run in runs
+        if run.status == LoopRun.Status.WAITING and run.waiting_for and _event_arrived(run, run.waiting_for)
+    ]
+    if woken:
+        LoopRun.objects.filter(id__in=woken, status=LoopRun.Status.WAITING).update(next_due_at=timezone.now())
+        transaction.on_commit(runs_wake)
 
 
 def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
@@ -194,13 +211,13 @@ def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
 
 
 def _event_arrived(run: LoopRun, name: str) -> bool:
-    """Has the contact received this event since the run started? (Events that come while an earlier
-    timer runs count: "no payment since the failure" is what a dunning loop asks.)"""
-    return (
-        Event.objects.filter(contact_id=run.contact_id, name=name, created_at__gte=run.created_at)
-        .exclude(id=run.event_id)
-        .exists()
-    )
+    """Has the contact had this event since the one that started the run? Compared by when they
+    happened at their source, not when they reached us: Stripe delivers out of order, and a payment
+    made after the failure must stop the reminder even when it was processed first. (Events during an
+    earlier timer count: "no payment since the failure" is what a dunning loop asks.)"""
+    since = run.event.occurred_at if run.event_id else run.created_at
+    arrived = Event.objects.filter(contact_id=run.contact_id, name=name, occurred_at__gte=since)
+    return arrived.exclude(id=run.event_id).exists()
 
 
 CONTACT_FIELDS = {

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 SEND_LEASE = timedelta(minutes=10)
 SEND_RETRY = timedelta(minutes=1)  # then doubled for each attempt, up to an hour
+RESERVE_LEASE = timedelta(minutes=2)
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
@@ -101,7 +102,7 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
                 text_body=rendered.text,
                 status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
                 error="The contact is unsubscribed." if skipped else "",
-                next_attempt_at=None if skipped else timezone.now() + SEND_LEASE,
+                next_attempt_at=None if skipped else timezone.now(),
             )
     except IntegrityError:
         return EmailMessage.objects.get(run=run, step=step)
@@ -146,57 +147,76 @@ def _build(message: EmailMessage, unsubscribe: str) -> EmailMultiAlternatives:
     return email
 
 
-def _is_permanent(exc: Exception) -> bool:
+class NotSent(Exception):
+    """Connecting failed before any of the message was sent: safe to try again."""
+
+
+PERMANENT, TEMPORARY, UNKNOWN = "permanent", "temporary", "unknown"
+
+
+def _outcome(exc: Exception) -> str:
+    """What a failed send means. The provider answered with a refusal: permanent (5xx, rejected
+    recipient) or temporary (4xx, could not connect). No answer (a timeout or a dropped connection
+    after the message went out): unknown, and an unknown send is never repeated."""
+    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+    if isinstance(exc, NotSent):
+        return TEMPORARY
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in exc.recipients.values())
+        return PERMANENT if all(code >= 500 for code, _ in exc.recipients.values()) else TEMPORARY
     if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code >= 500
-    try:
-        from anymail.exceptions import AnymailRecipientsRefused
+        return PERMANENT if exc.smtp_code >= 500 else TEMPORARY
+    if isinstance(exc, AnymailRecipientsRefused):
+        return PERMANENT
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        if status is None:
+            return UNKNOWN
+        return TEMPORARY if status == 429 or status >= 500 else PERMANENT
+    if isinstance(exc, (ValueError, TypeError)):  # an address or header the message cannot carry
+        return PERMANENT
+    return UNKNOWN
 
-        if isinstance(exc, AnymailRecipientsRefused):
-            return True
-    except ImportError:  # pragma: no cover - anymail is a requirement
-        pass
-    return isinstance(exc, (ValueError, TypeError))
 
-
-def emails_claim(*, limit: int = BATCH_SIZE) -> list[EmailMessage]:
-    """Take up to `limit` queued messages that are due, in one statement, skipping rows other workers
-    are taking; a message put back after a temporary failure waits for its backoff."""
+def emails_reserve(*, limit: int = BATCH_SIZE) -> list[EmailMessage]:
+    """Reserve up to `limit` due queued messages for this worker, in one statement (rows other workers
+    are reserving are skipped). They stay `queued` under a short lease: if this worker dies, whatever it
+    had not started is due again when the lease ends. Each is claimed for sending only right before
+    its own send."""
     now = timezone.now()
     table = EmailMessage._meta.db_table
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, next_attempt_at = %s "  # noqa: S608 - no input
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND (attempts = 0 OR next_attempt_at <= %s) "
-        f"ORDER BY id LIMIT %s{lock}) RETURNING id"
+        f"UPDATE {table} SET next_attempt_at = %s WHERE id IN (SELECT id FROM {table} "  # noqa: S608 - no input
+        f"WHERE status = %s AND next_attempt_at <= %s ORDER BY id LIMIT %s{lock}) RETURNING id"
     )
-    params = [EmailMessage.Status.SENDING, now + SEND_LEASE, EmailMessage.Status.QUEUED, now, limit]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [now + RESERVE_LEASE, EmailMessage.Status.QUEUED, now, limit])
         ids = [row[0] for row in cursor.fetchall()]
     return list(EmailMessage.objects.select_related("contact").filter(id__in=ids).order_by("id"))
 
 
 def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
     """Send queued emails batch by batch over one connection. A temporary failure (the provider is
-    down) puts the rest of the batch back with a backoff and stops: the sweep wakes the drain later."""
+    down) puts the rest of the batch off with a backoff and stops: the sweep wakes the drain later."""
     started = time.monotonic()
     sent = 0
     while True:
-        messages = emails_claim(limit=batch_size)
+        messages = emails_reserve(limit=batch_size)
         if not messages:
             return sent
         if len(messages) == batch_size:
             emails_wake()  # likely more: let another worker process share the work
         for index, message in enumerate(messages):
+            if not email_claim(message_id=message.id):
+                continue  # sent or skipped meanwhile
+            message.attempts += 1
             try:
                 _send_claimed(message)
             except TemporarySendError:
                 rest = [m.id for m in messages[index + 1 :]]
-                EmailMessage.objects.filter(id__in=rest, status=EmailMessage.Status.SENDING).update(
-                    status=EmailMessage.Status.QUEUED, next_attempt_at=timezone.now() + SEND_RETRY
+                EmailMessage.objects.filter(id__in=rest, status=EmailMessage.Status.QUEUED).update(
+                    next_attempt_at=timezone.now() + SEND_RETRY
                 )
                 return sent
             sent += 1
@@ -228,12 +248,15 @@ def _send_claimed(message: EmailMessage) -> EmailMessage:
     try:
         _deliver(email)  # outside any transaction: no rollback can unsend
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        if _is_permanent(exc) or message.attempts >= MAX_SEND_ATTEMPTS:
+        error = f"{type(exc.__cause__ or exc).__name__}: {exc.__cause__ or exc}"[:1800]
+        outcome = _outcome(exc)
+        if outcome != TEMPORARY or message.attempts >= MAX_SEND_ATTEMPTS:
+            if outcome == UNKNOWN:
+                error = "No answer from the provider after sending; not retried, so it is never sent twice. " + error
             EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
                 status=EmailMessage.Status.FAILED, error=error, next_attempt_at=None
             )
-            logger.warning("Email %s failed permanently: %s", message_id, error)
+            logger.warning("Email %s failed: %s", message_id, error)
             return message
         EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
             status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + send_retry_delay(message)
@@ -274,21 +297,27 @@ def _connection_close() -> None:
             connection.close()
 
 
-def _deliver(email: EmailMultiAlternatives) -> None:
+def _ready_connection():
+    """An open connection, checked alive if it was reused. Failing here sent nothing (NotSent)."""
     connection = _connection()
-    if hasattr(connection, "open"):
-        try:
-            connection.open()
-        except Exception:
-            _connection_close()
-            raise
     try:
-        connection.send_messages([email])
-    except smtplib.SMTPServerDisconnected:
-        # The server closed our idle connection before this message: open a fresh one, once.
+        if connection.open() is False and getattr(connection, "connection", None) is not None:
+            try:
+                connection.connection.noop()  # reused: the server may have closed it while idle
+            except (smtplib.SMTPException, OSError):
+                _connection_close()
+                connection = _connection()
+                connection.open()
+    except Exception as exc:
         _connection_close()
-        connection = _connection()
-        connection.send_messages([email])
+        raise NotSent(f"could not connect: {exc}") from exc
+    return connection
+
+
+def _deliver(email: EmailMultiAlternatives) -> None:
+    connection = _ready_connection()
+    try:
+        connection.send_messages([email])  # exactly once: what fails from here on is not repeated blindly
     except Exception:
         _connection_close()
         raise

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -31,6 +32,7 @@ def event_fire(
     properties: dict[str, Any] | None = None,
     source: str = "",
     idempotency_key: str = "",
+    occurred_at: datetime | None = None,
 ) -> FireResult:
     """Record that `name` happened to `contact` (once per idempotency key within the team), enrol the
     contact in the team's active loops triggered by it, and wake runs waiting for it."""
@@ -49,6 +51,7 @@ def event_fire(
                 properties=properties or {},
                 source=source,
                 idempotency_key=idempotency_key,
+                occurred_at=occurred_at or timezone.now(),
             )
             loops = Loop.objects.filter(
                 team=team, status=Loop.Status.ACTIVE, trigger=Loop.Trigger.EVENT, trigger_event_name=name

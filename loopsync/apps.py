@@ -17,4 +17,9 @@ class LoopSyncConfig(AppConfig):
         # server it watches); only the server (RUN_MAIN) says it. Other commands say nothing.
         serving = ("runserver" in sys.argv and os.environ.get("RUN_MAIN")) or "gunicorn" in sys.argv[0]
         if settings.CELERY_TASK_ALWAYS_EAGER and serving:
-            logger.warning("CELERY_BROKER_URL is not set: background tasks run in the web process (development mode).")
+            logger.warning(
+                "CELERY_BROKER_URL is not set: background and periodic tasks run in the web process (development mode)."
+            )
+            from . import inprocess
+
+            inprocess.start()

@@ -32,14 +32,17 @@ DEBUG = _strict_bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 
+# The public address of this installation: unsubscribe links in emails point here.
+SITE_URL = env.str("SITE_URL", default="")
+
 if not DEBUG:
-    missing = [
-        name for name, value in (("SECRET_KEY", SECRET_KEY), ("CELERY_BROKER_URL", CELERY_BROKER_URL)) if not value
-    ]
+    required = (("SECRET_KEY", SECRET_KEY), ("CELERY_BROKER_URL", CELERY_BROKER_URL), ("SITE_URL", SITE_URL))
+    missing = [name for name, value in required if not value]
     if missing:
         raise ImproperlyConfigured(
-            f"DEBUG is off, so {' and '.join(missing)} must be set. "
-            "Production never falls back to an insecure key or to running tasks in the web process. "
+            f"DEBUG is off, so {', '.join(missing)} must be set. "
+            "Production never falls back to an insecure key, to running tasks in the web process, or to "
+            "unsubscribe links that point at localhost. "
             "For local development set DEBUG=true (see .env.example)."
         )
 if not SECRET_KEY:
@@ -151,7 +154,7 @@ ANYMAIL = env.json("ANYMAIL", default={})
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoopSync <noreply@localhost>")
 # Where links in emails (unsubscribe) point: the public address of this installation.
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL = SITE_URL or "http://127.0.0.1:8000"  # development only: DEBUG is on
 
 # Celery. Without a broker (development only) tasks run in the web process, eagerly.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings_import(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "CELERY_BROKER_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "CELERY_BROKER_URL", "SITE_URL"}}
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=ROOT,
@@ -33,19 +33,22 @@ def settings_import(**env) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("env", "missing"),
     [
-        ({}, "SECRET_KEY and CELERY_BROKER_URL"),
-        ({"SECRET_KEY": "x" * 50}, "CELERY_BROKER_URL"),
-        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, "SECRET_KEY"),
+        ({}, "SECRET_KEY, CELERY_BROKER_URL, SITE_URL"),
+        ({"SECRET_KEY": "x" * 50, "SITE_URL": "https://loopsync.example.com"}, "CELERY_BROKER_URL"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "SITE_URL": "https://a.example"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "x" * 50, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, "SITE_URL"),
     ],
 )
-def test_production_refuses_to_start_without_secret_key_or_broker(env, missing):
+def test_production_refuses_to_start_without_secret_key_broker_or_site_url(env, missing):
     result = settings_import(DEBUG="false", **env)
     assert result.returncode != 0
     assert f"DEBUG is off, so {missing} must be set" in result.stderr
 
 
-def test_production_starts_with_secret_key_and_broker():
-    result = settings_import(DEBUG="false", SECRET_KEY="x" * 50, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+def test_production_starts_with_secret_key_broker_and_site_url():
+    result = settings_import(
+        DEBUG="false", SECRET_KEY="x" * 50, CELERY_BROKER_URL="redis://127.0.0.1:6379/0", SITE_URL="https://a.example"
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -188,3 +191,35 @@ def test_email_goes_to_the_console_by_default_and_smtp_when_configured():
     assert settings_value("EMAIL_PORT", **usual) == "2525" and settings_value("EMAIL_USE_TLS", **usual) == "True"
     provider = {"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend", "ANYMAIL": '{"POSTMARK_SERVER_TOKEN": "x"}'}
     assert settings_value("EMAIL_BACKEND", **provider) == "anymail.backends.postmark.EmailBackend"
+
+
+@pytest.mark.django_db(transaction=True)  # the tick closes connections between jobs, as a thread must
+def test_in_process_periodic_tick_advances_due_runs_and_sweeps(team, make_loop, mailoutbox):
+    """Without a broker (make run) the beat's work runs in a thread; one tick does what beat does."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from contacts.services import contact_sync
+    from loops.models import LoopRun
+    from loops.services import event_fire
+    from loopsync import inprocess
+    from loopsync.celery import app
+
+    make_loop(team)
+    contact = contact_sync(team=team, email="ada@example.com", full_name="Ada Lovelace").contact
+    event_fire(team=team, contact=contact, name="failedPayment", idempotency_key="evt_1")  # wake-up never ran
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        inprocess._tick()
+    finally:
+        app.conf.task_always_eager = eager
+    assert LoopRun.objects.get().status == "waiting" and len(mailoutbox) == 1
+    LoopRun.objects.update(next_due_at=timezone.now() - timedelta(seconds=1), wait_until=timezone.now())
+    app.conf.task_always_eager = True
+    try:
+        inprocess._tick()
+    finally:
+        app.conf.task_always_eager = eager
+    assert LoopRun.objects.get().status == "completed" and len(mailoutbox) == 2

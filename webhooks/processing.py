@@ -113,6 +113,7 @@ def _apply(delivery: Delivery, trigger: str) -> None:
                 },
                 source="stripe",
                 idempotency_key=delivery.stripe_event_id,
+                occurred_at=delivery.event_created,
             )
         Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(
             status=Delivery.Status.PROCESSED, processed_at=timezone.now(), last_error="", next_attempt_at=None

@@ -105,3 +105,35 @@ def test_teams_never_share_contacts(team, other_team):
 def test_blank_email_is_refused(team):
     with pytest.raises(ValueError):
         contact_sync(team=team, email="   ")
+
+
+def test_late_event_for_an_address_the_customer_left_updates_the_moved_contact(team):
+    contact_sync(team=team, email="a@example.com", stripe_customer_id="cus_1", event_created=T0)
+    contact_sync(
+        team=team,
+        email="b@example.com",
+        previous_email="a@example.com",
+        stripe_customer_id="cus_1",
+        event_created=T0 + timedelta(hours=2),
+    )
+    late = contact_sync(
+        team=team,
+        email="a@example.com",
+        full_name="Ann Late",
+        stripe_customer_id="cus_1",
+        event_created=T0 + timedelta(hours=1),
+    )
+    assert list(Contact.objects.values_list("email", flat=True)) == ["b@example.com"]
+    assert late.contact.email == "b@example.com" and late.contact.first_name == "Ann"  # filled, not moved back
+
+
+def test_a_newer_event_at_another_address_of_the_same_customer_is_its_own_contact(team):
+    contact_sync(team=team, email="a@example.com", stripe_customer_id="cus_1", event_created=T0)
+    contact_sync(team=team, email="billing@example.com", stripe_customer_id="cus_1", event_created=T0 + timedelta(1))
+    assert Contact.objects.count() == 2
+
+
+def test_overlong_names_are_cut_to_fit(team):
+    contact = contact_sync(team=team, email="a@example.com", full_name="A" * 300 + " " + "B" * 300).contact
+    contact.refresh_from_db()
+    assert (len(contact.first_name), len(contact.last_name)) == (150, 150)

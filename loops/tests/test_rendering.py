@@ -61,3 +61,40 @@ def test_template_that_does_not_parse_is_refused_with_line_and_reason(source, me
 def test_liquid_has_no_python_attribute_access():
     rendered = render("{{ contact.__class__ }}{{ contact.email.__class__.__mro__ }}")
     assert "class" not in rendered.text.lower()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "[Verify your account](https://evil.example/login)",
+        "![x](https://tracker.example/pixel.gif)",
+        "[a](javascript:alert(1))",
+        "Ann\n\n# HUGE",
+        "<img src=x onerror=alert(1)>",
+        "**Ann** _x_ `code`",
+    ],
+)
+def test_a_value_can_never_become_markup_in_the_html_part(name):
+    rendered = render(
+        "Hi {{ contact.first_name }}, [Pay now]({{ event.hosted_invoice_url }}){.button}",
+        context={**CONTEXT, "contact": {"first_name": name}},
+    )
+    body = rendered.html.split('<td class="content"', 1)[1].split("</td>", 1)[0]
+    assert body.count("<a ") == 1 and 'href="https://invoice.stripe.com/i/x?a=1&amp;b=2"' in body
+    for tag in ("<img", "<h1", "<strong", "<em", "<code", 'evil.example"'):
+        assert tag not in body
+    assert "Verify your account" in body or "HUGE" in body or "x" in body
+
+
+def test_markdown_characters_in_values_render_as_themselves():
+    rendered = render(
+        "Dear {{ contact.first_name }}", context={**CONTEXT, "contact": {"first_name": "Jean-Luc (J.) #1 *"}}
+    )
+    assert "Dear Jean-Luc (J.) #1 *" in rendered.html
+
+
+def test_unsafe_link_targets_from_values_are_neutralised():
+    rendered = render(
+        "[Open]({{ contact.website }})", context={**CONTEXT, "contact": {"website": "javascript:alert(1)"}}
+    )
+    assert "javascript:" not in rendered.html and 'href="#"' in rendered.html

@@ -263,3 +263,55 @@ def test_contact_created_by_any_means_enrols_in_contact_added_loops(run_tasks, t
     loop_activate(loop=loop)
     run_tasks(Contact.objects.create, team=team, email="typed@example.com")
     assert [m.to for m in mailoutbox] == [["typed@example.com"]]
+
+
+def test_dunning_payment_processed_before_the_older_failure_still_stops_the_reminder(
+    run_tasks, team, ada, make_loop, mailoutbox
+):
+    """Stripe retried the failure (t1) after the payment (t2) had been processed."""
+    make_loop(team)
+    t1 = timezone.now() - timedelta(hours=2)
+    run_tasks(
+        event_fire,
+        team=team,
+        contact=ada,
+        name="successfulPayment",
+        idempotency_key="evt_paid",
+        occurred_at=t1 + timedelta(hours=1),
+    )
+    run_tasks(event_fire, team=team, contact=ada, name="failedPayment", idempotency_key="evt_fail", occurred_at=t1)
+    with time_machine.travel(timezone.now() + timedelta(days=4)):
+        run_tasks(runs_advance_due)
+    assert len(mailoutbox) == 1  # the failure notice went out; the reminder did not
+    assert LoopRun.objects.get().status == "stopped"
+
+
+def test_a_payment_older_than_the_failure_does_not_stop_the_reminder(run_tasks, team, ada, make_loop, mailoutbox):
+    make_loop(team)
+    now = timezone.now()
+    run_tasks(
+        event_fire,
+        team=team,
+        contact=ada,
+        name="successfulPayment",
+        idempotency_key="evt_old_paid",
+        occurred_at=now - timedelta(days=30),
+    )
+    run_tasks(event_fire, team=team, contact=ada, name="failedPayment", idempotency_key="evt_fail", occurred_at=now)
+    with time_machine.travel(now + timedelta(days=3, minutes=1)):
+        run_tasks(runs_advance_due)
+    assert len(mailoutbox) == 2
+
+
+def test_an_event_committed_while_a_run_was_advanced_is_seen_after_it_starts_waiting(run_tasks, team, ada, make_loop):
+    from loops.models import Event
+    from loops.runs import _recheck_waits
+
+    make_loop(team)
+    fire(run_tasks, ada, "failedPayment", key="evt_fail")
+    run = LoopRun.objects.get()
+    assert run.status == "waiting" and run.next_due_at > timezone.now() + timedelta(days=2)
+    Event.objects.create(team=team, contact=ada, name="successfulPayment")  # its wake-up saw no waiting run
+    run_tasks(_recheck_waits, [run])
+    run.refresh_from_db()
+    assert run.status == "stopped"

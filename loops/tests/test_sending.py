@@ -143,3 +143,67 @@ def test_any_anymail_provider_by_setting_records_its_message_id(queued, settings
     assert sent.to == ["ada@example.com"] and sent.anymail_status.status == {"sent"}
     queued.refresh_from_db()
     assert queued.status == "sent" and queued.provider_message_id == str(sent.anymail_status.message_id)
+
+
+def test_no_answer_after_sending_is_failed_and_never_sent_again(smtp_server, queued, settings):
+    """The server takes the message but its answer comes after our timeout: it may have been
+    delivered, so it is not sent again, neither at once on a new connection nor later."""
+    import time
+
+    settings.EMAIL_TIMEOUT = 0.5
+    smtp_server.delay = 1.5
+    email_send(message_id=queued.id)
+    queued.refresh_from_db()
+    assert queued.status == "failed" and "not retried" in queued.error
+    time.sleep(1.5)
+    assert emails_sweep() == {"requeued": 0, "failed_stale": 0}
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_reopened_before_sending(smtp_server, team, queued):
+    from aiosmtpd.controller import Controller
+
+    email_send(message_id=queued.id)  # leaves this thread's connection open
+    smtp_server.controller.stop()  # the server goes away, closing it
+    smtp_server.controller = Controller(smtp_server, hostname="127.0.0.1", port=smtp_server.port)
+    smtp_server.controller.start()
+    second = EmailMessage.objects.create(
+        team=team,
+        contact=queued.contact,
+        to_email="ada@example.com",
+        from_email="a@example.com",
+        subject="Second",
+        html_body="<p>2</p>",
+        text_body="2",
+    )
+    email_send(message_id=second.id)
+    second.refresh_from_db()
+    assert second.status == "sent"
+    assert [m["Subject"] for m in smtp_server.messages] == ["Hello Ada", "Second"]
+
+
+def test_a_worker_dying_mid_batch_leaves_what_it_had_not_started_for_the_next(smtp_server, team, queued):
+    import time_machine
+
+    from loops.sending import emails_drain, emails_reserve
+
+    others = [
+        EmailMessage.objects.create(
+            team=team,
+            contact=queued.contact,
+            to_email="ada@example.com",
+            from_email="a@example.com",
+            subject=f"Other {i}",
+            html_body="<p>x</p>",
+            text_body="x",
+            next_attempt_at=timezone.now(),
+        )
+        for i in range(2)
+    ]
+    assert len(emails_reserve(limit=10)) == 3  # reserved by a worker that then died before sending any
+    assert emails_drain() == 0  # still reserved by it
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+        assert emails_sweep()["requeued"] == 3
+        emails_drain()
+    assert sorted(m["Subject"] for m in smtp_server.messages) == ["Hello Ada", "Other 0", "Other 1"]
+    assert all(m.status == "sent" for m in EmailMessage.objects.filter(id__in=[o.id for o in others]))
