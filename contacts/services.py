@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.models import Team
@@ -64,24 +65,7 @@ def contact_sync(
     first_name, last_name = first_name[:150], last_name[:150]  # the columns' size; Stripe allows more
 
     with transaction.atomic():
-        contact = _locked(team, email)
-        if contact is None and previous_email and previous_email.lower() != email.lower():
-            contact = _locked(team, previous_email)
-            if contact is not None and _is_older(event_created, contact):
-                contact = None  # a stale email change must not move the contact back
-            elif contact is not None:
-                contact.email = email
-        if contact is None and stripe_customer_id:
-            # An older event for an address the customer has since left (Stripe retried it late):
-            # it belongs to the contact that moved on, not to a new contact at the old address.
-            moved = (
-                Contact.objects.select_for_update()
-                .filter(team=team, stripe_customer_id=stripe_customer_id, stripe_event_created__isnull=False)
-                .order_by("-stripe_event_created")
-                .first()
-            )
-            if moved is not None and _is_older(event_created, moved):
-                contact = moved
+        contact = _match(team, email, previous_email, stripe_customer_id, event_created)
         created = False
         if contact is None:
             contact, created = _create(
@@ -104,6 +88,43 @@ def contact_sync(
             contact.stripe_event_created = event_created
         contact.save()
         return SyncResult(contact=contact, created=False, applied=newer)
+
+
+def _match(team: Team, email: str, previous_email: str, customer_id: str, event_created) -> Contact | None:
+    """The contact this event is about, locked, found with one query over its possible keys:
+    1. the email, case-insensitively;
+    2. the previous email of a customer's email change, which moves that contact to the new address
+       (unless the change is older than what the contact holds);
+    3. the Stripe customer, for an older event at an address the customer has since left (Stripe
+       retried it late): it belongs to the contact that moved on, not to a new one at the old address.
+    """
+    keys = {email.lower()}
+    moving = bool(previous_email) and previous_email.lower() != email.lower()
+    if moving:
+        keys.add(previous_email.lower())
+    matches = Q(email_lower__in=keys)
+    if customer_id:
+        matches |= Q(stripe_customer_id=customer_id, stripe_event_created__isnull=False)
+    candidates = list(
+        Contact.objects.select_for_update()
+        .annotate(email_lower=Lower("email"))
+        .filter(matches, team=team)
+        .order_by("id")
+    )
+    by_email = {c.email_lower: c for c in candidates}
+    if email.lower() in by_email:
+        return by_email[email.lower()]
+    if moving and previous_email.lower() in by_email:
+        contact = by_email[previous_email.lower()]
+        if not _is_older(event_created, contact):
+            contact.email = email
+            return contact
+    by_customer = [c for c in candidates if customer_id and c.stripe_customer_id == customer_id]
+    if by_customer:
+        latest = max(by_customer, key=lambda c: c.stripe_event_created)
+        if _is_older(event_created, latest):
+            return latest
+    return None
 
 
 def _is_older(event_created: datetime | None, contact: Contact) -> bool:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from contacts.models import Contact
 
 from .models import Event, Loop, LoopRun, LoopStep
-from .sending import email_queue
+from .sending import email_queue, emails_wake
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def _advance_batch(run_ids: list[int]) -> list[LoopRun]:
         steps[step.loop_id].append(step)
     with transaction.atomic():
         advanced = [_advance_loaded(run, steps[run.loop_id]) for run in runs]
+        if any(step.kind == LoopStep.Kind.EMAIL for run in runs for step in steps[run.loop_id]):
+            transaction.on_commit(emails_wake)  # once for the batch: the sender drains what it queued
     _recheck_waits(advanced)
     return advanced
 

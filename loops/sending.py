@@ -16,7 +16,7 @@ from email.utils import formataddr, make_msgid
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 SEND_LEASE = timedelta(minutes=10)
 SEND_RETRY = timedelta(minutes=1)  # then doubled for each attempt, up to an hour
 RESERVE_LEASE = timedelta(minutes=2)
+# A connection idle for longer is checked (NOOP) before it carries a message; back-to-back sends are not.
+IDLE_CHECK_AFTER_SECONDS = 2.0
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
@@ -72,8 +74,8 @@ def contact_unsubscribe(*, contact: Contact) -> Contact:
 
 
 def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
-    """The message for this run's step: rendered now, sent by a worker after commit. Never two: a second
-    one for the same (run, step) fails on the unique constraint and the first is returned."""
+    """The message for this run's step, rendered now. The caller wakes the sender after its commit
+    (`emails_wake`, once for a whole batch of runs)."""
     contact = run.contact
     url = unsubscribe_url(contact)
     rendered = email_render(
@@ -86,28 +88,24 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
     if step.from_name and step.from_email:
         from_address = formataddr((step.from_name, step.from_email))
     skipped = not contact.subscribed
-    try:
-        with transaction.atomic():
-            message = EmailMessage.objects.create(
-                team_id=run.team_id,
-                contact=contact,
-                run=run,
-                step=step,
-                to_email=contact.email,
-                from_email=from_address,
-                reply_to=step.reply_to,
-                subject=rendered.subject,
-                preview_text=rendered.preview_text,
-                html_body=rendered.html,
-                text_body=rendered.text,
-                status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
-                error="The contact is unsubscribed." if skipped else "",
-                next_attempt_at=None if skipped else timezone.now(),
-            )
-    except IntegrityError:
-        return EmailMessage.objects.get(run=run, step=step)
-    if not skipped:
-        transaction.on_commit(emails_wake)
+    # Inside the run's savepoint: a second message for this (run, step) fails the unique constraint
+    # and that savepoint, so the step never sends twice (a run is advanced by one worker at a time).
+    message = EmailMessage.objects.create(
+        team_id=run.team_id,
+        contact=contact,
+        run=run,
+        step=step,
+        to_email=contact.email,
+        from_email=from_address,
+        reply_to=step.reply_to,
+        subject=rendered.subject,
+        preview_text=rendered.preview_text,
+        html_body=rendered.html,
+        text_body=rendered.text,
+        status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
+        error="The contact is unsubscribed." if skipped else "",
+        next_attempt_at=None if skipped else timezone.now(),
+    )
     return message
 
 
@@ -265,14 +263,26 @@ def _send_claimed(message: EmailMessage) -> EmailMessage:
     provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
     if provider_id is None:  # SMTP and console: the Message-ID we set
         provider_id = email.extra_headers["Message-ID"]
-    EmailMessage.objects.filter(id=message_id).update(
-        status=EmailMessage.Status.SENT,
-        sent_at=timezone.now(),
-        provider_message_id=str(provider_id)[:255],
-        error="",
-        next_attempt_at=None,
-    )
+    with transaction.atomic(), _relaxed_commit():
+        EmailMessage.objects.filter(id=message_id).update(
+            status=EmailMessage.Status.SENT,
+            sent_at=timezone.now(),
+            provider_message_id=str(provider_id)[:255],
+            error="",
+            next_attempt_at=None,
+        )
     return message
+
+
+@contextlib.contextmanager
+def _relaxed_commit():
+    """For the `sent` mark only, PostgreSQL need not wait for the disk before answering. Were the
+    server to crash in the next instant, the row would read `sending` and be marked failed, never
+    sent again; the claim before sending, which is what prevents a second send, stays durable."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    yield
 
 
 _local = threading.local()
@@ -301,9 +311,11 @@ def _ready_connection():
     """An open connection, checked alive if it was reused. Failing here sent nothing (NotSent)."""
     connection = _connection()
     try:
-        if connection.open() is False and getattr(connection, "connection", None) is not None:
+        idle = time.monotonic() - getattr(_local, "last_used", 0.0)
+        reused = connection.open() is False and getattr(connection, "connection", None) is not None
+        if reused and idle > IDLE_CHECK_AFTER_SECONDS:
             try:
-                connection.connection.noop()  # reused: the server may have closed it while idle
+                connection.connection.noop()  # the server may have closed it while it was idle
             except (smtplib.SMTPException, OSError):
                 _connection_close()
                 connection = _connection()
@@ -321,6 +333,8 @@ def _deliver(email: EmailMultiAlternatives) -> None:
     except Exception:
         _connection_close()
         raise
+    finally:
+        _local.last_used = time.monotonic()
 
 
 def emails_sweep() -> dict[str, int]:

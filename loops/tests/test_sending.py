@@ -163,8 +163,11 @@ def test_no_answer_after_sending_is_failed_and_never_sent_again(smtp_server, que
 def test_a_connection_the_server_closed_while_idle_is_reopened_before_sending(smtp_server, team, queued):
     from aiosmtpd.controller import Controller
 
+    from loops import sending
+
     email_send(message_id=queued.id)  # leaves this thread's connection open
     smtp_server.controller.stop()  # the server goes away, closing it
+    sending._local.last_used -= sending.IDLE_CHECK_AFTER_SECONDS + 1  # as if it had been idle a while
     smtp_server.controller = Controller(smtp_server, hostname="127.0.0.1", port=smtp_server.port)
     smtp_server.controller.start()
     second = EmailMessage.objects.create(
