@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Team
+from .models import Invitation, Membership, Team
 
 
 class MembershipInline(admin.TabularInline):
@@ -22,3 +22,10 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__username", "user__email", "team__name"]
     autocomplete_fields = ["user", "team"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "team", "invited_by", "created_at", "accepted_at"]
+    search_fields = ["email", "team__name"]
+    readonly_fields = ["token", "created_at", "accepted_at", "accepted_by"]

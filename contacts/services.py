@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import Team
 
@@ -159,3 +160,33 @@ def _create(*, team, email, first_name, last_name, stripe_customer_id, event_cre
         if contact is None:
             raise
         return contact, False
+
+
+SOURCE_APP = "Added in the app"
+
+
+def contact_save(*, team: Team, form) -> Contact:
+    """Create or update a contact from a valid ContactForm. A race on the unique email is reported on
+    the form's email field instead of a server error."""
+    contact = form.save(commit=False)
+    contact.team = team
+    contact.properties = form.cleaned_data.get("properties") or {}
+    if not contact.pk:
+        contact.source = SOURCE_APP
+    try:
+        with transaction.atomic():
+            contact.save()
+    except IntegrityError:
+        form.add_error("email", "A contact with this email is already in your audience.")
+        raise
+    return contact
+
+
+def contact_set_subscribed(*, contact: Contact, subscribed: bool) -> Contact:
+    Contact.objects.filter(pk=contact.pk).update(subscribed=subscribed, updated_at=timezone.now())
+    contact.subscribed = subscribed
+    return contact
+
+
+def contact_delete(*, contact: Contact) -> None:
+    contact.delete()

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
+from contacts.services import contact_set_subscribed
 from loopsync.wakeup import wake
 
 from .models import EmailMessage, LoopRun, LoopStep
@@ -65,9 +66,7 @@ def unsubscribe_url(contact: Contact) -> str:
 
 
 def contact_unsubscribe(*, contact: Contact) -> Contact:
-    Contact.objects.filter(pk=contact.pk).update(subscribed=False, updated_at=timezone.now())
-    contact.subscribed = False
-    return contact
+    return contact_set_subscribed(contact=contact, subscribed=False)
 
 
 # --- queueing ------------------------------------------------------------------------------------

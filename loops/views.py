@@ -1,7 +1,13 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.selectors import team_object_or_404
+
+from . import selectors
+from .models import Event
 from .sending import contact_unsubscribe, unsubscribe_contact_for
 
 
@@ -18,3 +24,20 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "GET":
         return HttpResponse(status=405)
     return render(request, "loops/unsubscribe.html", {"email": contact.email, "subscribed": contact.subscribed})
+
+
+@login_required
+def event_list(request: HttpRequest) -> HttpResponse:
+    team = request.team or None
+    name, contact = request.GET.get("name", "")[:120], request.GET.get("contact", "")[:254]
+    events = selectors.events_for_team(team=team, name=name, contact=contact) if team else Event.objects.none()
+    page = Paginator(events, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
+    names = selectors.event_names(team=team) if team else []
+    return render(request, "loops/events.html", {"page": page, "names": names, "name": name, "contact": contact})
+
+
+@login_required
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = team_object_or_404(Event.objects.select_related("contact"), request.team, pk=pk)
+    runs = event.runs.select_related("loop").order_by("id")
+    return render(request, "loops/event.html", {"event": event, "runs": runs})

@@ -2,12 +2,29 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import views as accounts_views
+
 from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup/", accounts_views.signup, name="signup"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("teams/switch/", accounts_views.team_switch, name="team-switch"),
+    path("team/", accounts_views.team_members, name="team-members"),
+    path("invitations/<str:token>/", accounts_views.invitation, name="invitation"),
+    path("audience/", include("contacts.urls")),
+    path("settings/webhooks/stripe/", include("webhooks.endpoint_urls")),
+    path("events/webhooks/", include("webhooks.log_urls")),
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks.urls")),
     path("", include("loops.urls")),

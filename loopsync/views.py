@@ -1,24 +1,30 @@
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from accounts.selectors import teams_for_user
 from contacts.models import Contact
-from loops.models import Event
+from loops.models import EmailMessage, Event, Loop
 from webhooks.models import Delivery, Endpoint
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The dashboard: the team's counts, and what to do next on an empty team."""
     team = request.team or None
-    context = {"team": team, "teams": teams_for_user(request.user)}
+    context = {"team": team}
     if team:
+        since = timezone.now() - timedelta(days=1)
         context.update(
             contacts=Contact.objects.filter(team=team).count(),
-            events=Event.objects.filter(team=team).count(),
+            events_today=Event.objects.filter(team=team, created_at__gte=since).count(),
+            emails_sent=EmailMessage.objects.filter(team=team, status=EmailMessage.Status.SENT).count(),
             deliveries_failed=Delivery.objects.filter(team=team, status=Delivery.Status.FAILED).count(),
-            endpoints=Endpoint.objects.filter(team=team).prefetch_related("event_settings"),
+            has_endpoint=Endpoint.objects.filter(team=team).exists(),
+            has_active_loop=Loop.objects.filter(team=team, status=Loop.Status.ACTIVE).exists(),
         )
     return render(request, "home.html", context)
 

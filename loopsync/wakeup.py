@@ -70,4 +70,3 @@ def wake_clear(key: str) -> None:
         client.delete(_key(key))
     except redis.RedisError as exc:
         logger.warning("Redis unavailable while clearing wake-up %s: %s", key, exc)
-

@@ -84,22 +84,19 @@ def test_home_requires_login(client):
 
 
 @pytest.mark.django_db
-def test_home_shows_the_current_teams_endpoint_with_a_masked_secret(client, user, endpoint):
+def test_dashboard_counts_the_current_teams_data_and_says_what_to_do_next(client, user, team):
+    Contact.objects.create(team=team, email="a@example.com")
     client.force_login(user)
-    response = client.get(reverse("home"))
-    body = response.content.decode()
-    assert response.status_code == 200
-    assert endpoint.get_receive_path() in body
-    assert endpoint.secret_hint in body and endpoint.signing_secret not in body
-    assert "fires <code>failedPayment</code>" in body
+    body = client.get(reverse("home")).content.decode()
+    assert "<span>1</span> contacts" in body
+    assert "Create a Stripe endpoint" in body and "Create a loop from a template" in body
 
 
 @pytest.mark.django_db
-def test_home_never_shows_another_teams_data(client, outsider, endpoint):
+def test_dashboard_never_counts_another_teams_data(client, outsider, endpoint):
     Contact.objects.create(team=endpoint.team, email="secret-customer@example.com")
     client.force_login(outsider)
     body = client.get(reverse("home")).content.decode()
-    assert endpoint.get_receive_path() not in body
     assert "<span>0</span> contacts" in body
 
 

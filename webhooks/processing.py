@@ -211,3 +211,29 @@ def deliveries_sweep() -> int:
             logger.warning("Broker unavailable; stale delivery %s is retried at the next sweep: %s", delivery_id, exc)
             break
     return received + len(stale)
+
+
+def delivery_replay(*, delivery: Delivery) -> str:
+    """Send a failed or ignored delivery through the pipeline again. An ignored one is looked at anew
+    (its type may have been ticked since, or it was a type we did not support). Returns the new status."""
+    if delivery.status not in {Delivery.Status.FAILED, Delivery.Status.IGNORED}:
+        return delivery.status
+    spec = SUPPORTED_EVENTS.get(delivery.event_type)
+    reason = ""
+    if spec is None:
+        reason = Delivery.IgnoredReason.UNSUPPORTED
+    elif not EventSetting.objects.filter(
+        endpoint_id=delivery.endpoint_id, event_type=delivery.event_type, enabled=True
+    ).exists():
+        reason = Delivery.IgnoredReason.DISABLED
+    elif not spec.email(delivery.payload):
+        reason = Delivery.IgnoredReason.NO_EMAIL
+    if reason:
+        Delivery.objects.filter(id=delivery.id).update(status=Delivery.Status.IGNORED, ignored_reason=reason)
+        return Delivery.Status.IGNORED
+    replayable = Q(status=Delivery.Status.FAILED) | Q(status=Delivery.Status.IGNORED)
+    Delivery.objects.filter(replayable, id=delivery.id).update(
+        status=Delivery.Status.RECEIVED, ignored_reason="", attempts=0, next_attempt_at=timezone.now()
+    )
+    transaction.on_commit(deliveries_wake)
+    return Delivery.Status.RECEIVED

@@ -1,0 +1,97 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.selectors import team_object_or_404
+
+from . import selectors, services
+from .forms import ContactForm
+from .models import Contact
+
+
+@login_required
+def contact_list(request: HttpRequest) -> HttpResponse:
+    team = request.team or None
+    filters = selectors.AudienceFilter(
+        q=request.GET.get("q", "")[:200],
+        source=request.GET.get("source", "")[:64],
+        subscribed=request.GET.get("subscribed", ""),
+        oldest_first=request.GET.get("sort") == "oldest",
+    )
+    page = selectors.audience_page(team=team, filters=filters, cursor=request.GET.get("after", "")) if team else None
+    context = {
+        "page": page,
+        "filters": filters,
+        "sources": selectors.audience_sources(team=team) if team else [],
+        "querystring": request.GET.copy(),
+    }
+    template = "contacts/_rows.html" if request.htmx and request.GET.get("after") else "contacts/list.html"
+    return render(request, template, context)
+
+
+@login_required
+def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = team_object_or_404(Contact, request.team, pk=pk)
+    return render(
+        request,
+        "contacts/detail.html",
+        {
+            "contact": contact,
+            "events": contact.events.order_by("-occurred_at", "-id")[:50],
+            "runs": contact.loop_runs.select_related("loop", "event").order_by("-created_at")[:50],
+            "emails": contact.emails.order_by("-created_at")[:50],
+        },
+    )
+
+
+def _save(request: HttpRequest, form: ContactForm, message: str) -> HttpResponse | None:
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = services.contact_save(team=request.team, form=form)
+        except IntegrityError:
+            return None  # the form carries the error
+        messages.success(request, message.format(email=contact.email))
+        return redirect("contacts:detail", pk=contact.pk)
+    return None
+
+
+@login_required
+def contact_new(request: HttpRequest) -> HttpResponse:
+    if not request.team:
+        return redirect("home")
+    form = ContactForm(request.POST or None, team=request.team)
+    return _save(request, form, "{email} was added to your audience.") or render(
+        request, "contacts/form.html", {"form": form, "title": "Add a contact"}
+    )
+
+
+@login_required
+def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = team_object_or_404(Contact, request.team, pk=pk)
+    form = ContactForm(request.POST or None, instance=contact, team=request.team)
+    return _save(request, form, "Saved {email}.") or render(
+        request, "contacts/form.html", {"form": form, "title": f"Edit {contact.email}", "contact": contact}
+    )
+
+
+@login_required
+def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = team_object_or_404(Contact, request.team, pk=pk)
+    if request.method == "POST":
+        services.contact_delete(contact=contact)
+        messages.success(request, f"{contact.email} was deleted.")
+        return redirect("contacts:list")
+    return render(request, "contacts/delete.html", {"contact": contact})
+
+
+@login_required
+@require_POST
+def contact_subscription(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = team_object_or_404(Contact, request.team, pk=pk)
+    subscribed = request.POST.get("subscribed") == "yes"
+    services.contact_set_subscribed(contact=contact, subscribed=subscribed)
+    messages.success(request, f"{contact.email} is {'subscribed' if subscribed else 'unsubscribed'}.")
+    return redirect("contacts:detail", pk=contact.pk)

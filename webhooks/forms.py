@@ -1,0 +1,71 @@
+from django import forms
+
+from . import services
+from .models import EventSetting
+from .stripe_events import StripeEventType
+
+
+class EndpointForm(forms.Form):
+    name = forms.CharField(
+        max_length=120,
+        initial="Stripe",
+        help_text="For you, to tell endpoints apart: e.g. the Stripe account it belongs to.",
+    )
+
+
+class SecretForm(forms.Form):
+    # A password field never renders a value, so neither the saved secret nor a refused one is echoed.
+    secret = forms.CharField(
+        label="Signing secret",
+        max_length=255,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "whsec_…"}),
+    )
+
+    def clean_secret(self) -> str:
+        return services.secret_validate(self.cleaned_data["secret"])
+
+
+def _key(event_type: str) -> str:
+    return event_type.replace(".", "_")
+
+
+class EventSettingsForm(forms.Form):
+    """One checkbox and one trigger name per supported Stripe type, saved together."""
+
+    def __init__(self, *args, type_settings: list[tuple[StripeEventType, EventSetting | None]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.specs = [spec for spec, _ in type_settings]
+        for spec, setting in type_settings:
+            key = _key(spec.type)
+            self.fields[f"{key}_enabled"] = forms.BooleanField(
+                required=False, initial=setting.enabled if setting else True, label="Accept these events"
+            )
+            self.fields[f"{key}_trigger"] = forms.CharField(
+                required=False,
+                max_length=120,
+                initial=setting.trigger_event_name if setting else "",
+                label="Trigger an event",
+                validators=[services.trigger_name_validate],
+                widget=forms.TextInput(
+                    attrs={
+                        "list": "trigger-names",
+                        "autocomplete": "off",
+                        "placeholder": "Blank: sync the contact only",
+                    }
+                ),
+            )
+
+    def rows(self):
+        """(type, its checkbox, its trigger field) for the template, in the one list's order."""
+        for spec in self.specs:
+            key = _key(spec.type)
+            yield spec, self[f"{key}_enabled"], self[f"{key}_trigger"]
+
+    def cleaned_settings(self) -> dict[str, tuple[bool, str]]:
+        return {
+            spec.type: (
+                self.cleaned_data[f"{_key(spec.type)}_enabled"],
+                self.cleaned_data[f"{_key(spec.type)}_trigger"].strip(),
+            )
+            for spec in self.specs
+        }

@@ -1,0 +1,90 @@
+"""The webhook log: deliveries per endpoint, one delivery's payload, and Replay."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from conftest import fixture_text
+from webhooks.models import Delivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def deliveries(endpoint, post_webhook):
+    post_webhook(endpoint, fixture_text("pay/invoice.payment_failed.json"))
+    post_webhook(endpoint, fixture_text("stripe-ruby-mock/charge.succeeded.json"))
+    failed = Delivery.objects.get(event_type="invoice.payment_failed")
+    Delivery.objects.filter(id=failed.id).update(status="failed", last_error="ValueError: something broke")
+    return Delivery.objects.order_by("id")
+
+
+def test_log_index_goes_to_the_only_endpoint(logged_in, endpoint):
+    response = logged_in.get(reverse("webhook-log:index"))
+    assert response["Location"] == reverse("webhook-log:endpoint", args=[endpoint.pk])
+
+
+def test_log_lists_deliveries_with_status_reason_and_error(logged_in, endpoint, deliveries):
+    body = logged_in.get(reverse("webhook-log:endpoint", args=[endpoint.pk])).content.decode()
+    assert "invoice.payment_failed" in body and "something broke" in body
+    assert "charge.succeeded" in body and "Event type not supported" in body
+    only_failed = logged_in.get(reverse("webhook-log:endpoint", args=[endpoint.pk]), {"status": "failed"})
+    assert "charge.succeeded" not in only_failed.content.decode()
+
+
+def test_delivery_page_pretty_prints_the_payload_escaped(logged_in, endpoint, post_webhook):
+    body = json.loads(fixture_text("pay/invoice.paid.json"))
+    body["data"]["object"]["customer_name"] = "<script>alert(1)</script>"
+    post_webhook(endpoint, json.dumps(body))
+    page = logged_in.get(reverse("webhook-log:delivery", args=[Delivery.objects.get().pk])).content.decode()
+    assert "&quot;customer_email&quot;: &quot;missouri@example.org&quot;" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_replay_sends_a_failed_delivery_through_again(logged_in, endpoint, deliveries):
+    failed = deliveries.get(status="failed")
+    response = logged_in.post(reverse("webhook-log:replay", args=[failed.pk]))
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) in {("received", 0), ("processed", 1)}
+
+
+def test_replay_of_an_ignored_unsupported_type_stays_ignored_and_says_why(logged_in, endpoint, deliveries):
+    ignored = deliveries.get(status="ignored")
+    response = logged_in.post(reverse("webhook-log:replay", args=[ignored.pk]), follow=True)
+    assert "Not replayed: Event type not supported" in response.content.decode()
+    ignored.refresh_from_db()
+    assert ignored.status == "ignored"
+
+
+def test_replay_of_a_type_ticked_since_processes_it(logged_in, team, make_endpoint, post_webhook):
+    endpoint = make_endpoint(team, disabled={"invoice.paid"})
+    post_webhook(endpoint, fixture_text("pay/invoice.paid.json"))
+    delivery = Delivery.objects.get()
+    assert delivery.ignored_reason == "type_disabled"
+    endpoint.event_settings.filter(event_type="invoice.paid").update(enabled=True)
+    logged_in.post(reverse("webhook-log:replay", args=[delivery.pk]))
+    delivery.refresh_from_db()
+    assert delivery.status in {"received", "processed"} and delivery.ignored_reason == ""
+
+
+@pytest.mark.parametrize("name", ["webhook-log:endpoint", "webhook-log:delivery", "webhook-log:replay"])
+def test_another_teams_user_gets_404(client, outsider, endpoint, deliveries, name):
+    client.force_login(outsider)
+    pk = endpoint.pk if name == "webhook-log:endpoint" else deliveries.first().pk
+    method = client.post if name.endswith("replay") else client.get
+    assert method(reverse(name, args=[pk])).status_code == 404
+
+
+def test_replay_needs_csrf(user, deliveries):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(reverse("webhook-log:replay", args=[deliveries.first().pk])).status_code == 403
