@@ -50,7 +50,7 @@ class EventSettingsForm(forms.Form):
                     attrs={
                         "list": "trigger-names",
                         "autocomplete": "off",
-                        "placeholder": "Blank: sync the contact only",
+                        "placeholder": "none: sync only",
                     }
                 ),
             )
