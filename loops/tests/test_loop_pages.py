@@ -1,0 +1,69 @@
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from loops.models import Loop
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_gallery_creates_a_draft_from_a_template(logged_in, team, make_loop):
+    make_loop(team, activate=False)  # seeds the templates in transactional runs too
+    Loop.objects.all().delete()
+    page = logged_in.get(reverse("loops:loop-new")).content.decode()
+    assert "Stripe - Payment Failed" in page and "Stripe - Upcoming Invoice" in page
+    response = logged_in.post(reverse("loops:loop-new"), {"template": "stripe-payment-failed"})
+    loop = Loop.objects.get(team=team)
+    assert response["Location"] == reverse("loops:loop", args=[loop.pk])
+    assert (loop.status, loop.trigger_event_name, loop.steps.count()) == ("draft", "failedPayment", 3)
+    body = logged_in.get(response["Location"]).content.decode()
+    assert "Wait for event" in body and "successfulPayment" in body
+
+
+def test_list_shows_trigger_status_and_emails_sent(logged_in, team, make_loop):
+    make_loop(team)
+    body = logged_in.get(reverse("loops:loops")).content.decode()
+    assert "Stripe - Payment Failed" in body and "Event received: failedPayment" in body and "Active" in body
+
+
+def test_activate_and_pause(logged_in, team, make_loop):
+    loop = make_loop(team, activate=False)
+    logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"})
+    loop.refresh_from_db()
+    assert loop.status == "active"
+    logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "pause"})
+    loop.refresh_from_db()
+    assert loop.status == "paused"
+
+
+def test_a_loop_that_cannot_be_activated_says_why(logged_in, team):
+    loop = Loop.objects.create(team=team, name="Empty")
+    response = logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"}, follow=True)
+    body = response.content.decode()
+    assert "Add at least one email step" in body and "Choose the event that triggers this loop" in body
+    loop.refresh_from_db()
+    assert loop.status == "draft"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_another_teams_user_gets_404(client, outsider, team, make_loop, method):
+    loop = make_loop(team, activate=False)
+    client.force_login(outsider)
+    url = reverse("loops:loop" if method == "get" else "loops:loop-status", args=[loop.pk])
+    assert getattr(client, method)(url, {"action": "activate"}).status_code == 404
+    loop.refresh_from_db()
+    assert loop.status == "draft"
+    assert "Stripe - Payment Failed" not in client.get(reverse("loops:loops")).content.decode()
+
+
+def test_status_change_needs_csrf(user, team, make_loop):
+    loop = make_loop(team, activate=False)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"}).status_code == 403
