@@ -2,7 +2,6 @@
 or the loop ends, and records each step in the run's history."""
 
 import logging
-import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
+from loopsync.drain import drain
 
 from .models import Event, Loop, LoopRun, LoopStep
 from .sending import email_queue, emails_wake
@@ -114,26 +114,24 @@ def runs_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BU
     """Advance due runs batch by batch, each batch in one transaction with a savepoint per run."""
     from .services import runs_wake
 
-    started = time.monotonic()
-    done = 0
-    while True:
-        run_ids = runs_claim(limit=batch_size)
-        if not run_ids:
-            return done
-        if len(run_ids) == batch_size:
-            runs_wake()  # likely more: let another worker process share the work
+    def process(run_ids: list[int]) -> bool:
         try:
             _advance_batch(run_ids)
         except (OperationalError, InterfaceError):
-            retry_at = timezone.now() + TEMPORARY_RETRY
-            LoopRun.objects.filter(id__in=run_ids, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]).update(
-                next_due_at=retry_at
+            active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
+            LoopRun.objects.filter(id__in=run_ids, status__in=active).update(
+                next_due_at=timezone.now() + TEMPORARY_RETRY
             )
             raise
-        done += len(run_ids)
-        if time.monotonic() - started > budget_seconds:
-            runs_wake()
-            return done
+        return True
+
+    return drain(
+        claim=lambda limit: runs_claim(limit=limit),
+        process=process,
+        wake=runs_wake,
+        batch_size=batch_size,
+        budget_seconds=budget_seconds,
+    )
 
 
 def _note(run: LoopRun, step: LoopStep | None, what: str, **extra: Any) -> None:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.services import contact_set_subscribed
+from loopsync.drain import drain
 from loopsync.wakeup import wake
 
 from .models import EmailMessage, LoopRun, LoopStep
@@ -196,14 +197,8 @@ def emails_reserve(*, limit: int = BATCH_SIZE) -> list[EmailMessage]:
 def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
     """Send queued emails batch by batch over one connection. A temporary failure (the provider is
     down) puts the rest of the batch off with a backoff and stops: the sweep wakes the drain later."""
-    started = time.monotonic()
-    sent = 0
-    while True:
-        messages = emails_reserve(limit=batch_size)
-        if not messages:
-            return sent
-        if len(messages) == batch_size:
-            emails_wake()  # likely more: let another worker process share the work
+
+    def process(messages: list[EmailMessage]) -> bool:
         for index, message in enumerate(messages):
             if not email_claim(message_id=message.id):
                 continue  # sent or skipped meanwhile
@@ -215,11 +210,16 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
                 EmailMessage.objects.filter(id__in=rest, status=EmailMessage.Status.QUEUED).update(
                     next_attempt_at=timezone.now() + SEND_RETRY
                 )
-                return sent
-            sent += 1
-        if time.monotonic() - started > budget_seconds:
-            emails_wake()
-            return sent
+                return False
+        return True
+
+    return drain(
+        claim=lambda limit: emails_reserve(limit=limit),
+        process=process,
+        wake=emails_wake,
+        batch_size=batch_size,
+        budget_seconds=budget_seconds,
+    )
 
 
 def send_retry_delay(message: EmailMessage) -> timedelta:

@@ -7,7 +7,6 @@ and re-runs claims whose worker died.
 
 import json
 import logging
-import time
 from datetime import timedelta
 
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -18,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from accounts.models import Team
 from contacts.services import contact_sync
 from loops.services import event_fire
+from loopsync.drain import drain
 
 from .models import Delivery, EventSetting
 from .services import deliveries_wake
@@ -157,19 +157,18 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
 
 def deliveries_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
     """Process received deliveries batch by batch until none is left (or the time budget is spent)."""
-    started = time.monotonic()
-    done = 0
-    while True:
-        deliveries = deliveries_claim(limit=batch_size)
-        if not deliveries:
-            return done
-        if len(deliveries) == batch_size:
-            deliveries_wake()  # likely more: let another worker process share the work
+
+    def process(deliveries: list[Delivery]) -> bool:
         _process(deliveries)
-        done += len(deliveries)
-        if time.monotonic() - started > budget_seconds:
-            deliveries_wake()
-            return done
+        return True
+
+    return drain(
+        claim=lambda limit: deliveries_claim(limit=limit),
+        process=process,
+        wake=deliveries_wake,
+        batch_size=batch_size,
+        budget_seconds=budget_seconds,
+    )
 
 
 def delivery_release(*, delivery_id: int, error: str) -> None:
