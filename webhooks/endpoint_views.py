@@ -91,7 +91,8 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
-    services.endpoint_set_enabled(endpoint=endpoint, enabled=not endpoint.enabled)
+    # The state asked for, not a flip: a second submit of the same form changes nothing.
+    services.endpoint_set_enabled(endpoint=endpoint, enabled=request.POST.get("enabled") == "yes")
     messages.success(request, f"{endpoint.name} is {'enabled' if endpoint.enabled else 'disabled'}.")
     return redirect("webhook-settings:detail", pk=endpoint.pk)
 
@@ -134,8 +135,10 @@ def endpoint_test_result(request: HttpRequest, pk: int, delivery_id: int) -> Htt
     delivery = selectors.endpoint_delivery(endpoint=endpoint, delivery_id=delivery_id)
     if delivery is None:
         raise Http404
+    n = request.GET.get("n", "0")
+    tries = int(n) if n.isdigit() else 0  # polling stops after a minute without a worker
     return render(
         request,
         "webhooks/_stripe_test_result.html",
-        {"endpoint": endpoint, "outcome": selectors.delivery_outcome(delivery=delivery)},
+        {"endpoint": endpoint, "outcome": selectors.delivery_outcome(delivery=delivery), "tries": tries},
     )

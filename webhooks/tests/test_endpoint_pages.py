@@ -85,10 +85,11 @@ def test_a_bad_trigger_name_saves_nothing(logged_in, endpoint):
 
 
 def test_disable_enable_and_delete(logged_in, endpoint):
-    logged_in.post(reverse("webhook-settings:toggle", args=[endpoint.pk]))
+    for _ in range(2):  # a double submit of "disable" leaves it disabled
+        logged_in.post(reverse("webhook-settings:toggle", args=[endpoint.pk]), {"enabled": "no"})
     endpoint.refresh_from_db()
     assert not endpoint.enabled
-    logged_in.post(reverse("webhook-settings:toggle", args=[endpoint.pk]))
+    logged_in.post(reverse("webhook-settings:toggle", args=[endpoint.pk]), {"enabled": "yes"})
     endpoint.refresh_from_db()
     assert endpoint.enabled
     assert "Delete endpoint" in logged_in.get(reverse("webhook-settings:delete", args=[endpoint.pk])).content.decode()
@@ -121,8 +122,11 @@ def test_test_result_polls_while_no_worker_has_it(logged_in, endpoint):
     logged_in.post(reverse("webhook-settings:test", args=[endpoint.pk, "customer.created"]))
     delivery = Delivery.objects.get()
     assert delivery.status == "received"  # its wake-up waits for a commit that never comes in this test
-    partial = logged_in.get(reverse("webhook-settings:test-result", args=[endpoint.pk, delivery.pk]))
-    assert 'hx-trigger="load delay:1s"' in partial.content.decode()
+    url = reverse("webhook-settings:test-result", args=[endpoint.pk, delivery.pk])
+    partial = logged_in.get(url).content.decode()
+    assert 'hx-trigger="load delay:1s"' in partial and "?n=1" in partial and 'id="test-result"' not in partial
+    last = logged_in.get(url, {"n": "60"}).content.decode()
+    assert "hx-get" not in last and "is a worker running?" in last
 
 
 def test_test_event_needs_a_secret(logged_in, team, make_endpoint):
