@@ -1,8 +1,13 @@
+from typing import Any
+
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 
 from accounts.models import Team
+from contacts.models import Contact
 
-from .models import Event
+from .models import Event, Loop
+from .rendering import SAMPLE_CONTEXT, contact_context, event_context
 
 PAGE_SIZE = 50
 
@@ -18,3 +23,31 @@ def events_for_team(*, team: Team, name: str = "", contact: str = "") -> QuerySe
 
 def event_names(*, team: Team) -> list[str]:
     return list(Event.objects.filter(team=team).order_by("name").values_list("name", flat=True).distinct()[:200])
+
+
+def preview_context(*, loop: Loop, contact: Contact | None) -> dict[str, Any]:
+    """What the editor renders an email with: the chosen contact (or a sample one) and the event that
+    would start the run: the contact's latest with the loop's trigger name, else the team's latest,
+    else a sample."""
+    event = None
+    if loop.trigger == Loop.Trigger.EVENT and loop.trigger_event_name:
+        named = Event.objects.filter(team_id=loop.team_id, name=loop.trigger_event_name).order_by("-created_at", "-id")
+        event = (named.filter(contact=contact).first() if contact else None) or named.first()
+    return {
+        "contact": contact_context(contact) if contact else SAMPLE_CONTEXT["contact"],
+        "event": event_context(event) if event else SAMPLE_CONTEXT["event"],
+    }
+
+
+def preview_contacts(*, team: Team, limit: int = 20) -> list[str]:
+    """Emails to offer in the preview's contact picker: the newest contacts."""
+    newest = Contact.objects.filter(team=team).order_by("-created_at", "-id")
+    return list(newest.values_list("email", flat=True)[:limit])
+
+
+def contact_by_email(*, team: Team, email: str) -> Contact | None:
+    email = email.strip()
+    if not email:
+        return None
+    # Lower(email) is what the team's unique index holds, so this is an index look-up.
+    return Contact.objects.alias(email_lower=Lower("email")).filter(team=team, email_lower=email.lower()).first()

@@ -84,9 +84,7 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
         body=step.body,
         context={"contact": contact_context(contact), "event": event_context(run.event), "unsubscribe_url": url},
     )
-    from_address = step.from_email or settings.DEFAULT_FROM_EMAIL
-    if step.from_name and step.from_email:
-        from_address = formataddr((step.from_name, step.from_email))
+    from_address = _from_address(step)
     skipped = not contact.subscribed
     # Inside the run's savepoint: a second message for this (run, step) fails the unique constraint
     # and that savepoint, so the step never sends twice (a run is advanced by one worker at a time).
@@ -109,6 +107,39 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
     return message
 
 
+def _from_address(step: LoopStep) -> str:
+    if step.from_name and step.from_email:
+        return formataddr((step.from_name, step.from_email))
+    return step.from_email or settings.DEFAULT_FROM_EMAIL
+
+
+def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
+    """Send `step` as it stands (saved or not), rendered with `context`, to `to` (the editor's user),
+    now, with "[Test]" before the subject. Not recorded as a contact's email; its unsubscribe link
+    unsubscribes nobody. Returns the Message-ID; raises what the provider raised."""
+    dummy_link = settings.SITE_URL.rstrip("/") + reverse("loops:unsubscribe", kwargs={"token": "test"})
+    rendered = email_render(
+        subject=step.subject,
+        preview_text=step.preview_text,
+        body=step.body,
+        context={**context, "unsubscribe_url": dummy_link},
+    )
+    message = EmailMessage(
+        id=0,
+        to_email=to,
+        from_email=_from_address(step),
+        reply_to=step.reply_to,
+        subject=f"[Test] {rendered.subject}",
+        html_body=rendered.html,
+        text_body=rendered.text,
+    )
+    email = _build(message, dummy_link)
+    email.extra_headers["Message-ID"] = make_msgid(idstring="loopsync.test", domain=_sender_domain())
+    email.connection = get_connection(fail_silently=False)
+    email.send()
+    return email.extra_headers["Message-ID"]
+
+
 def emails_wake() -> bool:
     """Wake a worker to send queued emails (one pending wake-up however many are queued)."""
     from .tasks import drain_emails
@@ -127,8 +158,12 @@ def email_claim(*, message_id: int) -> bool:
     return claimed == 1
 
 
+def _sender_domain() -> str:
+    return settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip("> ") or "localhost"
+
+
 def _build(message: EmailMessage, unsubscribe: str) -> EmailMultiAlternatives:
-    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip("> ") or "localhost"
+    domain = _sender_domain()
     email = EmailMultiAlternatives(
         subject=message.subject,
         body=message.text_body,

@@ -1,6 +1,7 @@
 """Loop use cases: fire events, set up loops, and start runs. Every source fires through `event_fire`."""
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,6 +114,19 @@ def runs_wake_waiting(*, contact: Contact, event_name: str) -> list[int]:
 
 # --- setting loops up ----------------------------------------------------------------------------
 
+# What an event name may be: what a loop's trigger, a wait step and a Stripe type's setting match.
+EVENT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,120}")
+
+
+def event_name_validate(name: str) -> str:
+    """The name stripped, or ValidationError; blank passes (the caller decides if it is required)."""
+    name = name.strip()
+    if name and not EVENT_NAME.fullmatch(name):
+        raise ValidationError(
+            "An event name is up to 120 letters, digits, _, - or . with no spaces, e.g. failedPayment."
+        )
+    return name
+
 
 def loop_activation_errors(loop: Loop) -> list[str]:
     errors = []
@@ -161,4 +175,77 @@ def loop_create_from_template(*, team: Team, template: LoopTemplate, name: str =
         LoopStep(team=team, loop=loop, position=index, **{k: v for k, v in spec.items() if k in STEP_FIELDS})
         for index, spec in enumerate(template.steps, start=1)
     )
+    return loop
+
+
+# --- editing a loop's steps ----------------------------------------------------------------------
+
+
+class LoopLocked(ValidationError):
+    """Steps are added, removed and reordered only while the loop is not active."""
+
+
+def _lock_for_structure(loop: Loop) -> Loop:
+    """The loop's row, locked: one structural edit at a time, and never on an active loop, whose runs
+    stand at a step by its position."""
+    locked = Loop.objects.select_for_update().get(pk=loop.pk)
+    if locked.status == Loop.Status.ACTIVE:
+        raise LoopLocked("Pause the loop to add, remove or reorder steps: its runs are at a step by its number.")
+    return locked
+
+
+def _renumber(loop: Loop, ordered: list[LoopStep]) -> None:
+    for index, step in enumerate(ordered, start=1):
+        if step.position != index:
+            step.position = index
+            LoopStep.objects.filter(pk=step.pk).update(position=index)
+    Loop.objects.filter(pk=loop.pk).update(updated_at=timezone.now())
+
+
+@transaction.atomic
+def step_add(*, loop: Loop, step: LoopStep) -> LoopStep:
+    """Append a validated, unsaved step to a loop that is not active."""
+    loop = _lock_for_structure(loop)
+    last = loop.steps.order_by("-position").values_list("position", flat=True).first() or 0
+    step.team_id, step.loop, step.position = loop.team_id, loop, last + 1
+    step.full_clean()
+    step.save()
+    Loop.objects.filter(pk=loop.pk).update(updated_at=timezone.now())
+    return step
+
+
+def step_save(*, step: LoopStep) -> LoopStep:
+    """Save an existing step's content (allowed on an active loop: runs read a step when they reach it)."""
+    step.full_clean()
+    step.save()
+    Loop.objects.filter(pk=step.loop_id).update(updated_at=timezone.now())
+    return step
+
+
+@transaction.atomic
+def step_remove(*, step: LoopStep) -> None:
+    """Delete a step and close the gap. Emails it sent stay on their contacts' pages."""
+    loop = _lock_for_structure(step.loop)
+    LoopStep.objects.filter(pk=step.pk, loop=loop).delete()
+    _renumber(loop, list(loop.steps.order_by("position", "id")))
+
+
+@transaction.atomic
+def step_move(*, step: LoopStep, offset: int) -> None:
+    """Move a step up (-1) or down (+1) by one place; at either end nothing changes."""
+    loop = _lock_for_structure(step.loop)
+    ordered = list(loop.steps.order_by("position", "id"))
+    index = next((i for i, s in enumerate(ordered) if s.pk == step.pk), None)
+    if index is None:
+        return
+    target = index + (1 if offset > 0 else -1)
+    if 0 <= target < len(ordered):
+        ordered[index], ordered[target] = ordered[target], ordered[index]
+    _renumber(loop, ordered)
+
+
+def loop_save(*, loop: Loop) -> Loop:
+    """Save a loop's name and trigger (validated by the editor's form). On an active loop the new
+    trigger applies to events from now on; runs already started go on."""
+    loop.save(update_fields=["name", "trigger", "trigger_event_name", "updated_at"])
     return loop

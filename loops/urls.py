@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import editor_views, views
 
 app_name = "loops"
 
@@ -10,6 +10,12 @@ urlpatterns = [
     path("events/<int:pk>/", views.event_detail, name="event"),
     path("loops/", views.loop_list, name="loops"),
     path("loops/new/", views.loop_new, name="loop-new"),
-    path("loops/<int:pk>/", views.loop_detail, name="loop"),
-    path("loops/<int:pk>/status/", views.loop_status, name="loop-status"),
+    path("loops/<int:pk>/", editor_views.loop_detail, name="loop"),
+    path("loops/<int:pk>/status/", editor_views.loop_status, name="loop-status"),
+    path("loops/<int:pk>/steps/new/", editor_views.step_new, name="step-new"),
+    path("loops/<int:pk>/steps/<int:step_pk>/", editor_views.step_edit, name="step"),
+    path("loops/<int:pk>/steps/<int:step_pk>/move/", editor_views.step_move, name="step-move"),
+    path("loops/<int:pk>/steps/<int:step_pk>/delete/", editor_views.step_delete, name="step-delete"),
+    path("loops/<int:pk>/preview/", editor_views.step_preview, name="step-preview"),
+    path("loops/<int:pk>/test-email/", editor_views.step_test, name="step-test"),
 ]

@@ -1,12 +1,10 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 
@@ -66,35 +64,3 @@ def loop_new(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"“{loop.name}” was created as a draft. Review it, then activate it.")
         return redirect("loops:loop", pk=loop.pk)
     return render(request, "loops/gallery.html", {"templates": LoopTemplate.objects.all()})
-
-
-@login_required
-def loop_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    loop = team_object_or_404(Loop, request.team, pk=pk)
-    runs = loop.runs.values("status").annotate(n=Count("id")).order_by("status")
-    return render(
-        request,
-        "loops/loop.html",
-        {
-            "loop": loop,
-            "steps": loop.steps.order_by("position", "id"),
-            "runs": {r["status"]: r["n"] for r in runs},
-            "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],
-        },
-    )
-
-
-@login_required
-@require_POST
-def loop_status(request: HttpRequest, pk: int) -> HttpResponse:
-    loop = team_object_or_404(Loop, request.team, pk=pk)
-    if request.POST.get("action") == "activate":
-        try:
-            services.loop_activate(loop=loop)
-            messages.success(request, f"“{loop.name}” is active.")
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-    else:
-        services.loop_pause(loop=loop)
-        messages.success(request, f"“{loop.name}” is paused: it starts nobody new, and its runs wait where they are.")
-    return redirect("loops:loop", pk=loop.pk)

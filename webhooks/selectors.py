@@ -27,8 +27,9 @@ def endpoint_type_settings(*, endpoint: Endpoint) -> list[tuple[StripeEventType,
 
 
 def trigger_name_suggestions(*, team: Team) -> list[str]:
-    """Names worth offering as a trigger: the team's event names, what its loops wait for, and the
-    name suggested for each Stripe type."""
+    """Names worth offering as a trigger: the team's event names, what its loops are triggered by, what
+    its Stripe endpoints fire, and the name suggested for each Stripe type. Offered on the Stripe
+    settings page and in the loop editor."""
     fired = Event.objects.filter(team=team).order_by("name").values_list("name", flat=True).distinct()
     awaited = (
         Loop.objects.filter(team=team)
@@ -37,7 +38,14 @@ def trigger_name_suggestions(*, team: Team) -> list[str]:
         .values_list("trigger_event_name", flat=True)
         .distinct()
     )
-    names = {*fired[:SUGGESTIONS_PER_SOURCE], *awaited[:SUGGESTIONS_PER_SOURCE]}
+    configured = (
+        EventSetting.objects.filter(team=team)
+        .exclude(trigger_event_name="")
+        .order_by("trigger_event_name")
+        .values_list("trigger_event_name", flat=True)
+        .distinct()
+    )
+    names = {*fired[:SUGGESTIONS_PER_SOURCE], *awaited[:SUGGESTIONS_PER_SOURCE], *configured[:SUGGESTIONS_PER_SOURCE]}
     names |= {spec.suggested_trigger for spec in SUPPORTED_EVENTS.values() if spec.suggested_trigger}
     return sorted(names, key=str.lower)
 

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -15,6 +14,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Team
+from loops.services import event_name_validate
 from loopsync.wakeup import wake
 
 from . import samples
@@ -213,17 +213,9 @@ def deliveries_wake() -> bool:
 
 # --- settings pages ------------------------------------------------------------------------------
 
-# What a loop's "Event received" trigger can match; blank means "sync the contact only".
-TRIGGER_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,120}")
-
-
 def trigger_name_validate(name: str) -> str:
-    name = name.strip()
-    if name and not TRIGGER_NAME.fullmatch(name):
-        raise ValidationError(
-            "An event name is up to 120 letters, digits, _, - or . with no spaces, e.g. failedPayment."
-        )
-    return name
+    """The event a Stripe type fires; blank means "sync the contact only"."""
+    return event_name_validate(name)
 
 
 def endpoint_secret_save(*, endpoint: Endpoint, secret: str) -> Endpoint:

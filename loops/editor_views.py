@@ -1,0 +1,265 @@
+"""The loop editor: a loop's name and trigger, its steps (add, edit, remove, reorder), an email's live
+preview for a chosen contact, a test email to the current user, and activate / pause."""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.selectors import team_object_or_404
+from webhooks.selectors import trigger_name_suggestions
+
+from . import selectors, services
+from .forms import AddStepForm, LoopForm, step_form
+from .models import Loop, LoopStep
+from .rendering import email_render, template_check
+from .sending import email_send_test
+
+logger = logging.getLogger(__name__)
+
+
+def _loop(request: HttpRequest, pk: int) -> Loop:
+    return team_object_or_404(Loop, request.team, pk=pk)
+
+
+def _step(loop: Loop, step_pk: int) -> LoopStep:
+    step = LoopStep.objects.filter(loop=loop, team_id=loop.team_id, pk=step_pk).select_related("loop").first()
+    if step is None:
+        raise Http404("No such step in this loop.")
+    return step
+
+
+def _kind(value: str) -> str:
+    if value not in LoopStep.Kind.values:
+        raise Http404("Not a kind of step.")
+    return value
+
+
+def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = None, status: int = 200):
+    runs = loop.runs.values("status").annotate(n=Count("id")).order_by("status")
+    return render(
+        request,
+        "loops/loop.html",
+        {
+            "loop": loop,
+            "form": form or LoopForm(instance=loop),
+            "steps": loop.steps.order_by("position", "id"),
+            "runs": {r["status"]: r["n"] for r in runs},
+            "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],
+            "suggestions": trigger_name_suggestions(team=loop.team),
+            "add_form": AddStepForm(),
+        },
+        status=status,
+    )
+
+
+@login_required
+def loop_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The editor's main page; POST saves the name and trigger."""
+    loop = _loop(request, pk)
+    if request.method != "POST":
+        return _render_loop(request, loop)
+    form = LoopForm(request.POST, instance=loop)
+    if not form.is_valid():
+        loop.refresh_from_db()  # the page shows what is saved; the form shows what was typed
+        return _render_loop(request, loop, form=form, status=400)
+    services.loop_save(loop=form.save(commit=False))
+    messages.success(request, "Loop saved.")
+    return redirect("loops:loop", pk=loop.pk)
+
+
+@login_required
+@require_POST
+def loop_status(request: HttpRequest, pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    if request.POST.get("action") == "activate":
+        try:
+            services.loop_activate(loop=loop)
+            messages.success(request, f"“{loop.name}” is active.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    else:
+        services.loop_pause(loop=loop)
+        messages.success(request, f"“{loop.name}” is paused: it starts nobody new, and its runs wait where they are.")
+    return redirect("loops:loop", pk=loop.pk)
+
+
+def _render_step(request, loop, form, *, step=None, kind, preview_email="", test_result=None, status=200):
+    return render(
+        request,
+        "loops/step.html",
+        {
+            "loop": loop,
+            "step": step,
+            "kind": kind,
+            "kind_label": LoopStep.Kind(kind).label,
+            "form": form,
+            "preview_email": preview_email,
+            "preview": _preview(loop, form, preview_email) if kind == LoopStep.Kind.EMAIL else None,
+            "preview_contacts": selectors.preview_contacts(team=loop.team),
+            "suggestions": trigger_name_suggestions(team=loop.team),
+            "test_result": test_result,
+        },
+        status=status,
+    )
+
+
+@login_required
+def step_new(request: HttpRequest, pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    kind = _kind(request.POST.get("kind") or request.GET.get("kind", ""))
+    if loop.status == Loop.Status.ACTIVE:
+        messages.error(request, "Pause the loop to add, remove or reorder steps: its runs are at a step by its number.")
+        return redirect("loops:loop", pk=loop.pk)
+    if request.method != "POST":
+        return _render_step(request, loop, step_form(kind, instance=LoopStep(kind=kind)), kind=kind)
+    form = step_form(kind, request.POST, instance=LoopStep(kind=kind, team_id=loop.team_id, loop=loop, position=0))
+    if form.is_valid():
+        try:
+            step = services.step_add(loop=loop, step=form.save(commit=False))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("loops:loop", pk=loop.pk)
+        messages.success(request, f"Step {step.position} ({step.get_kind_display()}) added.")
+        return redirect("loops:loop", pk=loop.pk)
+    return _render_step(request, loop, form, kind=kind, preview_email=request.POST.get("preview_email", ""), status=400)
+
+
+@login_required
+def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    step = _step(loop, step_pk)
+    if request.method != "POST":
+        return _render_step(request, loop, step_form(step.kind, instance=step), step=step, kind=step.kind)
+    form = step_form(step.kind, request.POST, instance=step)
+    if form.is_valid():
+        services.step_save(step=form.save(commit=False))
+        messages.success(request, f"Step {step.position} ({step.get_kind_display()}) saved.")
+        return redirect("loops:loop", pk=loop.pk)
+    step = _step(loop, step_pk)  # the invalid form changed the instance it was given
+    return _render_step(
+        request, loop, form, step=step, kind=step.kind, preview_email=request.POST.get("preview_email", ""), status=400
+    )
+
+
+@login_required
+@require_POST
+def step_move(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    step = _step(loop, step_pk)
+    try:
+        services.step_move(step=step, offset=-1 if request.POST.get("direction") == "up" else 1)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("loops:loop", pk=loop.pk)
+
+
+@login_required
+def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    step = _step(loop, step_pk)
+    if request.method == "POST":
+        try:
+            services.step_remove(step=step)
+            messages.success(request, f"Step {step.position} ({step.get_kind_display()}) removed.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return redirect("loops:loop", pk=loop.pk)
+    return render(request, "loops/step_delete.html", {"loop": loop, "step": step})
+
+
+# --- preview and test email ----------------------------------------------------------------------
+
+
+def _preview(loop: Loop, form, preview_email: str) -> dict:
+    """The email as the chosen contact would get it, from the form's current (unsaved) values."""
+    contact = selectors.contact_by_email(team=loop.team, email=preview_email)
+    step = _draft_step(form)
+    errors = _template_errors(step)
+    if errors:
+        return {"errors": errors, "contact": contact, "missing": bool(preview_email.strip()) and contact is None}
+    context = selectors.preview_context(loop=loop, contact=contact)
+    rendered = email_render(
+        subject=step.subject,
+        preview_text=step.preview_text,
+        body=step.body,
+        context={**context, "unsubscribe_url": "#"},
+    )
+    return {
+        "rendered": rendered,
+        "contact": contact,
+        "missing": bool(preview_email.strip()) and contact is None,
+        "to": contact.email if contact else context["contact"]["email"],
+    }
+
+
+def _draft_step(form) -> LoopStep:
+    """A step from the form's raw values, valid or not: the preview shows work in progress."""
+    data = form.data if form.is_bound else {}
+    initial = form.instance
+    values = {
+        name: data.get(name, getattr(initial, name) if not form.is_bound else "")
+        for name in ("subject", "preview_text", "body", "from_name", "from_email", "reply_to")
+    }
+    return LoopStep(kind=LoopStep.Kind.EMAIL, **values)
+
+
+def _template_errors(step: LoopStep) -> list[str]:
+    errors = []
+    for name in ("subject", "preview_text", "body"):
+        try:
+            template_check(getattr(step, name), field=name.replace("_", " "))
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+    return errors
+
+
+@login_required
+@require_POST
+def step_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    loop = _loop(request, pk)
+    form = step_form(LoopStep.Kind.EMAIL, request.POST, instance=LoopStep(kind=LoopStep.Kind.EMAIL))
+    preview = _preview(loop, form, request.POST.get("preview_email", ""))
+    return render(request, "loops/_preview.html", {"preview": preview})
+
+
+@login_required
+@require_POST
+def step_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the email in the form, as it stands, to the current user. htmx gets the result line; a
+    plain form post gets the editor back with the form kept."""
+    loop = _loop(request, pk)
+    step_pk = request.POST.get("step", "")
+    step = _step(loop, int(step_pk)) if step_pk.isdigit() else None
+    instance = step or LoopStep(kind=LoopStep.Kind.EMAIL, team_id=loop.team_id, loop=loop, position=0)
+    form = step_form(LoopStep.Kind.EMAIL, request.POST, instance=instance)
+    preview_email = request.POST.get("preview_email", "")
+    result = _send_test(request, loop, form, preview_email)
+    if request.htmx:
+        return render(request, "loops/_test_result.html", {"test_result": result})
+    if step is not None:
+        step = _step(loop, step.pk)
+    return _render_step(
+        request, loop, form, step=step, kind=LoopStep.Kind.EMAIL, preview_email=preview_email, test_result=result
+    )
+
+
+def _send_test(request: HttpRequest, loop: Loop, form, preview_email: str) -> dict:
+    to = (request.user.email or "").strip()
+    if not to:
+        return {"ok": False, "text": "Your account has no email address to send a test to."}
+    if not form.is_valid():
+        return {"ok": False, "text": "Fix the errors in the email first: nothing was sent."}
+    contact = selectors.contact_by_email(team=loop.team, email=preview_email)
+    context = selectors.preview_context(loop=loop, contact=contact)
+    try:
+        email_send_test(step=form.instance, context=context, to=to)
+    except Exception as exc:  # the provider's refusal, shown to the user, who can fix the settings
+        logger.warning("Test email for loop %s failed: %s", loop.pk, type(exc).__name__)
+        return {"ok": False, "text": f"The test email could not be sent: {type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "text": f"Test email sent to {to}."}
