@@ -136,12 +136,13 @@ def _sample_invoice(event_type: str, *, customer: str, email: str, name: str, no
     return invoice
 
 
-def sample_event(*, event_type: str, email: str, name: str = "") -> dict:
-    """A Stripe event of a supported type as Stripe would send it in test mode, with a fresh id."""
+def sample_event(*, event_type: str, email: str, name: str = "", customer_id: str = "") -> dict:
+    """A Stripe event of a supported type as Stripe would send it in test mode, with a fresh id, for
+    `customer_id` (a fresh test id when blank)."""
     if event_type not in SUPPORTED_EVENTS:
         raise ValidationError(f"Not a supported Stripe event type: {event_type}.")
     now = int(time.time())
-    person = {"customer": _test_id("cus"), "email": email, "name": name, "now": now}
+    person = {"customer": customer_id or _test_id("cus"), "email": email, "name": name, "now": now}
     data: dict = {}
     if event_type.startswith("customer."):
         data["object"] = _sample_customer(**person)

@@ -11,9 +11,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Team
+from contacts.models import Contact
 from loops.services import event_name_validate
 from loopsync.wakeup import wake
 
@@ -213,6 +215,7 @@ def deliveries_wake() -> bool:
 
 # --- settings pages ------------------------------------------------------------------------------
 
+
 def trigger_name_validate(name: str) -> str:
     """The event a Stripe type fires; blank means "sync the contact only"."""
     return event_name_validate(name)
@@ -262,7 +265,18 @@ def endpoint_test_send(*, endpoint: Endpoint, event_type: str, email: str, name:
         raise ValidationError("This endpoint is disabled: enable it to send a test event.")
     if not endpoint.signing_secret:
         raise ValidationError("Save the signing secret first: test events are signed with it, as Stripe's are.")
-    sample = samples.sample_event(event_type=event_type, email=email.strip() or samples.TEST_EMAIL, name=name.strip())
+    email = email.strip() or samples.TEST_EMAIL
+    # A contact with this email keeps its Stripe customer id: the sample names that customer, so a
+    # test never rewrites a real customer's link. A new contact gets a test id, which the first real
+    # event for the email replaces.
+    existing = (
+        Contact.objects.alias(email_lower=Lower("email"))
+        .filter(team_id=endpoint.team_id, email_lower=email.lower())
+        .exclude(stripe_customer_id="")
+        .values_list("stripe_customer_id", flat=True)
+        .first()
+    )
+    sample = samples.sample_event(event_type=event_type, email=email, name=name.strip(), customer_id=existing or "")
     body = json.dumps(sample)
     signature = stripe.WebhookSignature.generate_signature_header(body, endpoint.signing_secret)
     return delivery_receive(endpoint_uuid=endpoint.uuid, body=body.encode(), signature=signature)

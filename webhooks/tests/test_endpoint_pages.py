@@ -118,6 +118,24 @@ def test_send_test_event_goes_through_the_real_receive_path_and_shows_what_happe
     assert "Stripe - Payment Failed" in page
 
 
+@pytest.mark.parametrize("event_type", ["customer.updated", "invoice.payment_failed", "checkout.session.completed"])
+def test_a_test_event_keeps_a_real_customers_stripe_id(
+    logged_in, user, endpoint, django_capture_on_commit_callbacks, event_type
+):
+    contact = Contact.objects.create(team=endpoint.team, email=user.email.upper(), stripe_customer_id="cus_RealOne")
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            logged_in.post(reverse("webhook-settings:test", args=[endpoint.pk, event_type]))
+    finally:
+        celery_app.conf.task_always_eager = eager
+    assert Delivery.objects.get().status == "processed"
+    contact.refresh_from_db()
+    assert contact.stripe_customer_id == "cus_RealOne"
+    assert Contact.objects.filter(team=endpoint.team).count() == 1
+
+
 def test_test_result_polls_while_no_worker_has_it(logged_in, endpoint):
     logged_in.post(reverse("webhook-settings:test", args=[endpoint.pk, "customer.created"]))
     delivery = Delivery.objects.get()
