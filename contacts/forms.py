@@ -3,7 +3,23 @@ import json
 from django import forms
 from django.db.models.functions import Lower
 
-from .models import Contact
+from .models import Contact, MailingList
+
+
+class _FieldsExcept:
+    """A form as partials/form_fields.html reads it, less the fields a page lays out itself."""
+
+    def __init__(self, form: forms.BaseForm, *names: str):
+        self.form, self.names = form, set(names)
+
+    def non_field_errors(self):
+        return self.form.non_field_errors()
+
+    def visible_fields(self):
+        return [field for field in self.form.visible_fields() if field.name not in self.names]
+
+    def hidden_fields(self):
+        return self.form.hidden_fields()
 
 
 class ContactForm(forms.ModelForm):
@@ -11,6 +27,14 @@ class ContactForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text='Custom properties as JSON, e.g. {"plan": "pro"}.',
+    )
+    # Only the team's own lists are offered, and so accepted: another team's list id is "not one of the
+    # available choices".
+    mailing_lists = forms.ModelMultipleChoiceField(
+        queryset=MailingList.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Mailing lists",
     )
 
     class Meta:
@@ -20,10 +44,20 @@ class ContactForm(forms.ModelForm):
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
+        self.fields["mailing_lists"].queryset = MailingList.objects.filter(team=team)
+        if self.instance.pk and not self.is_bound:
+            self.initial["mailing_lists"] = list(
+                self.instance.mailing_lists.filter(team=team).values_list("pk", flat=True)
+            )
         if self.instance.pk and not self.is_bound:
             self.initial["properties"] = (
                 json.dumps(self.instance.properties or {}, indent=2) if self.instance.properties else ""
             )
+
+    @property
+    def contact_fields(self) -> _FieldsExcept:
+        """Every field but the mailing lists, which contacts/form.html shows as a fieldset of checkboxes."""
+        return _FieldsExcept(self, "mailing_lists")
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()

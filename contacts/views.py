@@ -1,31 +1,44 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 
-from . import selectors, services
+from . import list_services, selectors, services
 from .forms import ContactForm
-from .models import Contact
+from .models import Contact, MailingList
 
 
 @login_required
 def contact_list(request: HttpRequest) -> HttpResponse:
     team = request.team or None
+    cursor = request.GET.get("after", "")
+    # ?list=<id>: the contacts on one of the team's lists; an id that is not one of them matches no contact.
+    mailing_lists = list(MailingList.objects.filter(team=team)) if team else []
+    list_id = request.GET.get("list", "")[:20]
+    mailing_list = next((m for m in mailing_lists if str(m.pk) == list_id), None)
     filters = selectors.AudienceFilter(
         q=request.GET.get("q", "")[:200],
         source=request.GET.get("source", "")[:64],
         subscribed=request.GET.get("subscribed", ""),
         oldest_first=request.GET.get("sort") == "oldest",
+        mailing_list_id=mailing_list.pk if mailing_list else 0,
     )
-    page = selectors.audience_page(team=team, filters=filters, cursor=request.GET.get("after", "")) if team else None
+    if not team or (list_id and mailing_list is None):
+        page = selectors.Page(contacts=[], next_cursor="") if team else None
+    else:
+        page = selectors.audience_page(team=team, filters=filters, cursor=cursor)
     context = {
         "page": page,
         "filters": filters,
         "sources": selectors.audience_sources(team=team) if team else [],
+        "mailing_lists": mailing_lists,
+        "list_id": list_id,
+        "mailing_list": mailing_list,
+        "filtered": bool(filters.q or filters.source or filters.subscribed or list_id),
         "querystring": request.GET.copy(),
     }
     template = "contacts/_rows.html" if request.htmx and request.GET.get("after") else "contacts/list.html"
@@ -40,6 +53,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts/detail.html",
         {
             "contact": contact,
+            "mailing_lists": MailingList.objects.filter(team=request.team, listmembership__contact=contact),
             "events": contact.events.order_by("-occurred_at", "-id")[:50],
             "runs": contact.loop_runs.select_related("loop", "event").order_by("-created_at")[:50],
             "emails": contact.emails.order_by("-created_at")[:50],
@@ -50,7 +64,9 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _save(request: HttpRequest, form: ContactForm, message: str) -> HttpResponse | None:
     if request.method == "POST" and form.is_valid():
         try:
-            contact = services.contact_save(team=request.team, form=form)
+            with transaction.atomic():  # the contact and its lists, or neither
+                contact = services.contact_save(team=request.team, form=form)
+                list_services.contact_lists_set(contact=contact, mailing_lists=form.cleaned_data["mailing_lists"])
         except IntegrityError:
             return None  # the form carries the error
         messages.success(request, message.format(email=contact.email))

@@ -1,0 +1,60 @@
+"""Mailing list use cases of the app: a team's lists, and which of them a contact is on.
+
+The public API writes memberships through `services.contact_upsert`; the app's pages write through here.
+"""
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import Team
+
+from .models import Contact, ListMembership, MailingList
+
+NAME_TAKEN = "Your team already has a list with this name."
+
+
+def _save(mailing_list: MailingList) -> MailingList:
+    """Save, reporting a race on the unique (team, name) as a ValidationError on `name`, not a server error."""
+    try:
+        with transaction.atomic():
+            mailing_list.save()
+    except IntegrityError:
+        raise ValidationError({"name": NAME_TAKEN}) from None
+    return mailing_list
+
+
+def mailing_list_create(*, team: Team, name: str, description: str = "", is_public: bool = False) -> MailingList:
+    return _save(MailingList(team=team, name=name.strip(), description=description.strip(), is_public=is_public))
+
+
+def mailing_list_update(
+    *, mailing_list: MailingList, name: str, description: str = "", is_public: bool = False
+) -> MailingList:
+    mailing_list.name, mailing_list.description = name.strip(), description.strip()
+    mailing_list.is_public = is_public
+    return _save(mailing_list)
+
+
+def mailing_list_delete(*, mailing_list: MailingList) -> None:
+    """The list and its memberships go; the contacts stay."""
+    mailing_list.delete()
+
+
+@transaction.atomic
+def contact_lists_set(*, contact: Contact, mailing_lists: Iterable[MailingList | int]) -> set[int]:
+    """Put the contact on exactly these lists of its team: others are left, missing ones joined.
+
+    A list of another team (or an id that is not a list) is ignored, never attached. Returns the ids of
+    the lists the contact is on afterwards."""
+    wanted = {m.pk if isinstance(m, MailingList) else int(m) for m in mailing_lists}
+    wanted = set(MailingList.objects.filter(team_id=contact.team_id, pk__in=wanted).values_list("pk", flat=True))
+    memberships = ListMembership.objects.filter(contact=contact)
+    memberships.exclude(mailing_list_id__in=wanted).delete()
+    have = set(memberships.values_list("mailing_list_id", flat=True))
+    ListMembership.objects.bulk_create(
+        [ListMembership(team_id=contact.team_id, mailing_list_id=pk, contact=contact) for pk in wanted - have],
+        ignore_conflicts=True,  # a concurrent save of the same contact added it already
+    )
+    return wanted
