@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The official Loops JavaScript client that tests/loops_client runs against a live server (make test only).
+LOOPS_CLIENT := tests/loops_client
+LOOPS_CLIENT_STAMP := $(LOOPS_CLIENT)/node_modules/.installed
 
 .PHONY: install run test lint format bench worker beat clean
 
@@ -23,7 +26,17 @@ run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py local_admin
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: install
+# npm installs the pinned client from package-lock.json. Without npm, the test that needs it is skipped
+# (a failure under LOOPSYNC_REQUIRE_SERVICES=1, as in CI); `make run` never needs Node.
+$(LOOPS_CLIENT_STAMP): $(LOOPS_CLIENT)/package.json $(LOOPS_CLIENT)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "npm ci --prefix $(LOOPS_CLIENT) --no-audit --no-fund"; \
+		npm ci --prefix $(LOOPS_CLIENT) --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: the official Loops client test (tests/loops_client) needs Node.js 18+ and npm"; \
+	fi
+
+test: install $(LOOPS_CLIENT_STAMP)
 	DEBUG=$${DEBUG:-true} $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
@@ -37,6 +50,7 @@ format: install
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/emails.py $(EMAIL_BENCH_ARGS)
+	$(BIN)/python bench/audience.py $(AUDIENCE_BENCH_ARGS)
 
 # Against Redis: CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (and DATABASE_URL) in the environment or .env.
 worker: install

@@ -1,8 +1,11 @@
 """Contact use cases. Stripe and every other source write contacts only through here."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -10,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 
-from .models import Contact
+from .models import Contact, ContactProperty, ListMembership, MailingList
 
 SOURCE_STRIPE = "Stripe webhook"
 
@@ -190,3 +193,167 @@ def contact_set_subscribed(*, contact: Contact, subscribed: bool) -> Contact:
 
 def contact_delete(*, contact: Contact) -> None:
     contact.delete()
+
+
+# --- the public API's writes (Loops-compatible) ----------------------------------------------------
+
+SOURCE_API = "API"
+# Loops' names for the standard fields, and ours.
+STANDARD_FIELDS = {
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "source": "source",
+    "subscribed": "subscribed",
+    "userGroup": "user_group",
+    "userId": "user_id",
+}
+PROPERTY_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+RESERVED_KEYS = {*STANDARD_FIELDS, "id", "mailingLists", "optInStatus", "createdAt", "updatedAt", "eventName",
+                 "eventProperties", "properties"}  # fmt: skip
+
+
+class ContactConflict(Exception):
+    """The email or userId belongs to another contact."""
+
+
+def contact_find(*, team: Team, email: str = "", user_id: str = "") -> Contact | None:
+    contacts = Contact.objects.filter(team=team)
+    if user_id:
+        return contacts.filter(user_id=user_id).first()
+    if email:
+        return contacts.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower()).first()
+    return None
+
+
+def _property_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return ContactProperty.Type.BOOLEAN
+    if isinstance(value, int | float):
+        return ContactProperty.Type.NUMBER
+    return ContactProperty.Type.STRING
+
+
+def property_values_clean(*, team: Team, values: dict[str, Any]) -> dict[str, Any]:
+    """Custom property values checked against their declared types; an unknown key is declared with
+    the type of its value. Raises ValidationError naming each bad key."""
+    declared = dict(ContactProperty.objects.filter(team=team, key__in=list(values)).values_list("key", "type"))
+    errors: dict[str, str] = {}
+    for key, value in values.items():
+        if key in RESERVED_KEYS or not PROPERTY_KEY.fullmatch(key):
+            errors[key] = "A custom property name starts with a letter and has only letters, digits and _."
+            continue
+        if value is None:
+            continue
+        if isinstance(value, dict | list):
+            errors[key] = "A property value is text, a number, true/false or null."
+            continue
+        kind = declared.get(key) or _property_type(value)
+        if kind == ContactProperty.Type.NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
+            errors[key] = "This property is a number."
+        elif kind == ContactProperty.Type.BOOLEAN and not isinstance(value, bool):
+            errors[key] = "This property is true or false."
+        elif kind == ContactProperty.Type.STRING and not isinstance(value, str):
+            errors[key] = "This property is text."
+        elif kind == ContactProperty.Type.DATE and not _is_date(value):
+            errors[key] = "This property is a date: ISO 8601 text or a Unix time in milliseconds."
+        if isinstance(value, str) and len(value) > 2000:
+            errors[key] = "A property value is at most 2,000 characters."
+    if errors:
+        raise ValidationError(errors)
+    for key, value in values.items():
+        if key not in declared and value is not None:
+            ContactProperty.objects.get_or_create(
+                team=team, key=key, defaults={"label": key, "type": _property_type(value)}
+            )
+    return values
+
+
+def _is_date(value: Any) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def contact_property_create(*, team: Team, name: str, type: str) -> ContactProperty:
+    name = name.strip()
+    if name in RESERVED_KEYS or not PROPERTY_KEY.fullmatch(name):
+        raise ValidationError({"name": "A property name starts with a letter and has only letters, digits and _."})
+    if type not in ContactProperty.Type.values:
+        raise ValidationError({"type": "The type is one of string, number, boolean or date."})
+    try:
+        with transaction.atomic():
+            return ContactProperty.objects.create(team=team, key=name, label=name, type=type)
+    except IntegrityError:
+        raise ContactConflict(f"The property {name} exists already.") from None
+
+
+def _lists_apply(team: Team, contact: Contact, mailing_lists: dict[str, bool]) -> None:
+    if not mailing_lists:
+        return
+    ids = {}
+    for raw, on in mailing_lists.items():
+        if not str(raw).isdigit():
+            raise ValidationError({"mailingLists": f"No mailing list has the id {raw}."})
+        ids[int(raw)] = bool(on)
+    found = set(MailingList.objects.filter(team=team, id__in=list(ids)).values_list("id", flat=True))
+    missing = sorted(set(ids) - found)
+    if missing:
+        raise ValidationError({"mailingLists": f"No mailing list has the id {missing[0]}."})
+    for list_id, on in ids.items():
+        if on:
+            ListMembership.objects.get_or_create(team=team, mailing_list_id=list_id, contact=contact)
+        else:
+            ListMembership.objects.filter(mailing_list_id=list_id, contact=contact).delete()
+
+
+@transaction.atomic
+def contact_upsert(
+    *,
+    team: Team,
+    email: str = "",
+    user_id: str = "",
+    fields: dict[str, Any] | None = None,
+    properties: dict[str, Any] | None = None,
+    mailing_lists: dict[str, bool] | None = None,
+    create_only: bool = False,
+) -> tuple[Contact, bool]:
+    """Create or update a contact as Loops' API does. Found by `user_id` first, then by `email`; with a
+    `user_id` match a different `email` changes the contact's address. `fields` uses model names
+    (first_name, …). Raises ContactConflict (409) and ValidationError (400)."""
+    email, user_id = email.strip(), user_id.strip()
+    by_user = contact_find(team=team, user_id=user_id) if user_id else None
+    by_email = contact_find(team=team, email=email) if email else None
+    if create_only and (by_user or by_email):
+        raise ContactConflict("Email or userId is already on list.")
+    if by_user and by_email and by_user.pk != by_email.pk:
+        raise ContactConflict("This email belongs to another contact.")
+    contact = by_user or by_email
+    created = contact is None
+    if created:
+        if not email:
+            raise ValidationError({"email": "An email is needed to create a contact."})
+        contact = Contact(team=team, email=email, source=SOURCE_API)
+    elif email and contact.email.lower() != email.lower():
+        contact.email = email
+    if user_id:
+        contact.user_id = user_id
+    for name, value in (fields or {}).items():
+        setattr(contact, name, value)
+    if properties:
+        cleaned = property_values_clean(team=team, values=properties)
+        merged = {**(contact.properties or {}), **cleaned}
+        contact.properties = {key: value for key, value in merged.items() if value is not None}
+    try:
+        with transaction.atomic():
+            contact.save()
+    except IntegrityError:
+        raise ContactConflict("Email or userId is already on list.") from None
+    _lists_apply(team, contact, mailing_lists or {})
+    return contact, created

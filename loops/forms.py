@@ -1,10 +1,13 @@
 """The loop editor's forms: a loop's name and trigger, and one form per kind of step."""
 
+import re
+
 from django import forms
 
-from .models import Loop, LoopStep
+from .models import Loop, LoopStep, TransactionalEmail
 from .services import event_name_validate
 
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EVENT_NAME_WIDGET = forms.TextInput(
     attrs={"list": "event-names", "autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. failedPayment"}
 )
@@ -107,3 +110,40 @@ def step_form(kind: str, *args, **kwargs) -> StepForm:
 
 class AddStepForm(forms.Form):
     kind = forms.ChoiceField(choices=LoopStep.Kind.choices, label="Add a step")
+
+
+class TransactionalForm(forms.ModelForm):
+    required_variables = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Required data variables",
+        help_text="Comma-separated names every send must supply in dataVariables, e.g. name, reset_url.",
+    )
+
+    class Meta:
+        model = TransactionalEmail
+        fields = ["name", "subject", "preview_text", "body", "from_name", "from_email", "reply_to"]
+        labels = {"preview_text": "Preview text", "from_name": "From name", "from_email": "From email"}
+        help_texts = {
+            "subject": "Liquid: {{ data.name }} for a data variable, {{ contact.first_name }} for a contact.",
+            "body": "Markdown with Liquid, e.g. [Reset your password]({{ data.reset_url }}){.button}. "
+            "Transactional emails have no unsubscribe link and reach unsubscribed contacts too.",
+            "from_email": "Blank: the site's default sender.",
+        }
+        widgets = {"body": forms.Textarea(attrs={"rows": 12, "class": "code"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["required_variables"] = ", ".join(self.instance.required_variables or [])
+
+    def clean_required_variables(self) -> list[str]:
+        names = [name.strip() for name in self.cleaned_data["required_variables"].split(",") if name.strip()]
+        bad = [name for name in names if not VARIABLE_NAME.fullmatch(name)]
+        if bad:
+            raise forms.ValidationError(f"Not a variable name: {bad[0]}. Use letters, digits and _.")
+        return list(dict.fromkeys(names))
+
+    def save(self, commit=True):
+        self.instance.required_variables = self.cleaned_data["required_variables"]
+        return super().save(commit=commit)

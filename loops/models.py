@@ -247,7 +247,11 @@ class EmailMessage(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="emails")
+    # Blank only for a transactional email to an address that is not a contact.
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    transactional = models.ForeignKey(
+        "TransactionalEmail", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
     run = models.ForeignKey(LoopRun, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
     step = models.ForeignKey(LoopStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails")
     to_email = models.EmailField(max_length=254)
@@ -285,6 +289,43 @@ class EmailMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
+
+
+class TransactionalEmail(models.Model):
+    """A one-off email an app sends through the API (`POST /api/v1/transactional`): a receipt, a
+    password reset. `{{ data.<name> }}` in the subject and body takes the request's `dataVariables`.
+    Sent whether or not the address is subscribed, without an unsubscribe link."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="transactional_emails")
+    # The `transactionalId` an app sends: stable, unguessable, shown on the page.
+    public_id = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=120)
+    subject = models.CharField(max_length=255)
+    preview_text = models.CharField(max_length=255, blank=True)
+    from_name = models.CharField(max_length=120, blank=True)
+    from_email = models.EmailField(blank=True)
+    reply_to = models.EmailField(blank=True)
+    body = models.TextField(help_text="Markdown with Liquid: {{ data.reset_url }}, {{ contact.first_name }}.")
+    # Names every request must supply in `dataVariables`.
+    required_variables = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        for name in ("subject", "preview_text", "body"):
+            try:
+                template_check(getattr(self, name), field=name.replace("_", " "))
+            except ValidationError as exc:
+                errors.setdefault(name, []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
 
 
 class LoopTemplate(models.Model):

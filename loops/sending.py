@@ -170,12 +170,11 @@ def _build(message: EmailMessage, unsubscribe: str) -> EmailMultiAlternatives:
         from_email=message.from_email,
         to=[message.to_email],
         reply_to=[message.reply_to] if message.reply_to else None,
-        headers={
-            "Message-ID": make_msgid(idstring=f"loopsync.{message.id}", domain=domain),
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        headers={"Message-ID": make_msgid(idstring=f"loopsync.{message.id}", domain=domain)},
     )
+    if unsubscribe:
+        email.extra_headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.attach_alternative(message.html_body, "text/html")
     return email
 
@@ -271,12 +270,13 @@ def email_send(*, message_id: int) -> EmailMessage | None:
 
 def _send_claimed(message: EmailMessage) -> EmailMessage:
     message_id = message.id
-    if not message.contact.subscribed:
+    marketing = message.transactional_id is None  # a loop's email; transactional ones always go
+    if marketing and message.contact is not None and not message.contact.subscribed:
         EmailMessage.objects.filter(id=message_id).update(
             status=EmailMessage.Status.SKIPPED, error="The contact unsubscribed before sending.", next_attempt_at=None
         )
         return message
-    email = _build(message, unsubscribe_url(message.contact))
+    email = _build(message, unsubscribe_url(message.contact) if marketing and message.contact else "")
     try:
         _deliver(email)  # outside any transaction: no rollback can unsend
     except Exception as exc:
@@ -384,3 +384,40 @@ def emails_sweep() -> dict[str, int]:
     if due:
         emails_wake()
     return {"requeued": due, "failed_stale": stale}
+
+
+# --- transactional email -------------------------------------------------------------------------
+
+
+def transactional_queue(*, transactional, to_email: str, contact: Contact | None, data: dict) -> EmailMessage:
+    """Queue one transactional email (sent whether or not the address is subscribed, with no
+    unsubscribe link), recorded like any other send. Raises ValidationError for a missing variable."""
+    from django.core.exceptions import ValidationError
+
+    missing = [name for name in transactional.required_variables if data.get(name) in (None, "")]
+    if missing:
+        raise ValidationError({f"dataVariables.{name}": "This variable is required." for name in missing})
+    context = {
+        "contact": contact_context(contact) if contact else {"email": to_email},
+        "data": data,
+        "unsubscribe_url": "",
+    }
+    rendered = email_render(
+        subject=transactional.subject, preview_text=transactional.preview_text, body=transactional.body, context=context
+    )
+    message = EmailMessage.objects.create(
+        team_id=transactional.team_id,
+        contact=contact,
+        transactional=transactional,
+        to_email=to_email,
+        from_email=_from_address(transactional),
+        reply_to=transactional.reply_to,
+        subject=rendered.subject,
+        preview_text=rendered.preview_text,
+        html_body=rendered.html,
+        text_body=rendered.text,
+        status=EmailMessage.Status.QUEUED,
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(emails_wake)
+    return message

@@ -2,6 +2,7 @@
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,12 +10,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts.models import Team
 from contacts.models import Contact
 from loopsync.wakeup import wake
 
-from .models import Event, Loop, LoopRun, LoopStep, LoopTemplate
+from .models import Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
 
 logger = logging.getLogger(__name__)
 
@@ -249,3 +251,23 @@ def loop_save(*, loop: Loop) -> Loop:
     trigger applies to events from now on; runs already started go on."""
     loop.save(update_fields=["name", "trigger", "trigger_event_name", "updated_at"])
     return loop
+
+
+# --- transactional emails ------------------------------------------------------------------------
+
+
+def _public_id(name: str) -> str:
+    return f"{slugify(name)[:40].strip('-') or 'email'}-{secrets.token_hex(4)}"
+
+
+def transactional_save(*, transactional: TransactionalEmail) -> TransactionalEmail:
+    """Create (with a new `transactionalId`) or update a transactional email, validated."""
+    if not transactional.public_id:
+        transactional.public_id = _public_id(transactional.name)
+    transactional.full_clean()
+    transactional.save()
+    return transactional
+
+
+def transactional_delete(*, transactional: TransactionalEmail) -> None:
+    transactional.delete()  # its sent messages stay, on their contacts' pages

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import editor_views, views
+from . import editor_views, transactional_views, views
 
 app_name = "loops"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("events/<int:pk>/", views.event_detail, name="event"),
     path("loops/", views.loop_list, name="loops"),
     path("loops/new/", views.loop_new, name="loop-new"),
+    path("loops/transactional/", transactional_views.transactional_list, name="transactional-list"),
+    path("loops/transactional/new/", transactional_views.transactional_new, name="transactional-new"),
+    path("loops/transactional/preview/", transactional_views.transactional_preview, name="transactional-preview"),
+    path("loops/transactional/<int:pk>/", transactional_views.transactional_edit, name="transactional"),
+    path("loops/transactional/<int:pk>/delete/", transactional_views.transactional_delete, name="transactional-delete"),
     path("loops/<int:pk>/", editor_views.loop_detail, name="loop"),
     path("loops/<int:pk>/status/", editor_views.loop_status, name="loop-status"),
     path("loops/<int:pk>/steps/new/", editor_views.step_new, name="step-new"),

@@ -61,12 +61,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from static/: the docs work offline
     "django_htmx",
     "loopsync.apps.LoopSyncConfig",
     "accounts",
     "contacts",
     "loops",
     "webhooks",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +187,36 @@ CELERY_BEAT_SCHEDULE = {
 # Webhooks
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 WEBHOOK_DEFAULT_TOLERANCE_SECONDS = 300
+
+# Public API (/api/v1/, Loops-compatible)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LoopSync API",
+    "DESCRIPTION": "Loops-compatible v1 API: contacts, properties, mailing lists, events, transactional email; "
+    "plus the team's events and webhook log. Authenticate with `Authorization: Bearer <key>` "
+    "(Settings → API).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=10)  # requests per second per team
+# Counted in Redis so every web worker shares the count: REDIS_URL, else the broker when it is Redis.
+API_RATE_LIMIT_REDIS_URL = env.str(
+    "REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,139 @@
+"""What every /api/v1/ view shares: the key, the rate limit, the body limit, idempotency."""
+
+import math
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import Http404
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import ratelimit
+from .auth import BearerKeyAuthentication, HasApiKey
+from .errors import PayloadTooLarge, error_response
+from .models import IdempotencyRecord
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class ApiView(APIView):
+    authentication_classes = [BearerKeyAuthentication]
+    permission_classes = [HasApiKey]
+    metadata_class = None  # OPTIONS is a 405 like any other undocumented method
+    # POST views that honour an `Idempotency-Key` header (events/send, transactional).
+    idempotent = False
+
+    @property
+    def team(self):
+        return self.request.auth.team
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.API_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The request body is over {settings.API_MAX_BODY_BYTES:,} bytes.")
+        super().initial(request, *args, **kwargs)
+        for name, value in request.query_params.items():
+            if "\x00" in value or "\x00" in name:
+                raise exceptions.ValidationError({_printable(name): "Null characters are not allowed."})
+
+    def check_throttles(self, request):
+        quota = ratelimit.hit(request.auth.team_id)
+        request.quota = quota
+        if not quota.allowed:
+            raise exceptions.Throttled(detail=f"Rate limit of {quota.limit} requests per second exceeded.")
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        quota = getattr(request, "quota", None)
+        if quota is not None:
+            response["x-ratelimit-limit"] = str(quota.limit)
+            response["x-ratelimit-remaining"] = str(quota.remaining)
+        return response
+
+    def data_object(self) -> dict:
+        """The JSON body, which must be an object holding nothing PostgreSQL would refuse."""
+        data = self.request.data
+        if not isinstance(data, dict):
+            raise exceptions.ValidationError("The body must be a JSON object.")
+        bad = _bad_value(data)
+        if bad is not None:
+            raise exceptions.ValidationError({_printable(bad[0]) or "body": bad[1]})
+        return data
+
+    def dispatch_idempotent(self, handler):
+        """Run `handler()` once per `Idempotency-Key` within 24 hours; a repeat gets the first answer.
+        The key is claimed (a row) before the work, so two concurrent repeats cannot both run it."""
+        key = self.request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            return handler()
+        if len(key) > 100:
+            raise exceptions.ValidationError({"Idempotency-Key": "At most 100 characters."})
+        team = self.team
+        IdempotencyRecord.objects.filter(
+            team=team, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW
+        ).delete()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(team=team, key=key, path=self.request.path)
+        except IntegrityError:
+            first = IdempotencyRecord.objects.filter(team=team, key=key).first()
+            if first is None or first.status_code == 0:
+                return error_response("A request with this Idempotency-Key is still being handled.", 409)
+            if first.path != self.request.path:
+                return error_response("This Idempotency-Key was used for another endpoint.", 409)
+            response = Response(first.body, status=first.status_code)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            response = handler()
+        except (exceptions.APIException, DjangoValidationError, Http404) as exc:
+            response = self.handle_exception(exc)
+        except Exception:
+            record.delete()  # a crash answered nothing: the client may try the same key again
+            raise
+        if response.status_code >= 500:
+            record.delete()
+            return response
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.filter(pk=record.pk).update(
+                    status_code=response.status_code, body=response.data
+                )
+        except DatabaseError:  # an answer the database cannot keep: answer anyway, and free the key
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        return response
+
+
+def _printable(text: str) -> str:
+    """A name quoted back in an error message, without the null character that made it wrong."""
+    return text.replace("\x00", "\\u0000")
+
+
+def _bad_value(value, path: str = "") -> tuple[str, str] | None:
+    """(path, reason) for the first value PostgreSQL would refuse: a null character in a key or a string,
+    or a number JSON cannot hold (1e999 parses to infinity)."""
+    if isinstance(value, str):
+        return (path, "Null characters are not allowed.") if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, "The number is out of range."
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return child, "Null characters are not allowed."
+            found = _bad_value(item, child)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _bad_value(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,449 @@
+"""The Loops-compatible v1 API, plus the team's events and webhook log. Every query is the key's team's."""
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from contacts.models import Contact, ContactProperty, ListMembership, MailingList
+from contacts.services import (
+    STANDARD_FIELDS,
+    ContactConflict,
+    contact_delete,
+    contact_find,
+    contact_property_create,
+    contact_set_subscribed,
+    contact_upsert,
+)
+from loops.models import Event, TransactionalEmail
+from loops.sending import transactional_queue
+from loops.services import event_fire, event_name_validate
+from webhooks.models import Delivery
+
+from . import serializers as s
+from .base import ApiView
+from .errors import Conflict
+from .models import SuppressionRemoval
+
+ERRORS = {code: s.ErrorSerializer for code in (400, 401, 404, 405, 409, 413, 415, 429)}
+# The standard properties every contact has, as `GET contacts/properties?list=all` lists them.
+STANDARD_PROPERTIES = [
+    ("email", "Email", "string"),
+    ("firstName", "First name", "string"),
+    ("lastName", "Last name", "string"),
+    ("source", "Source", "string"),
+    ("subscribed", "Subscribed", "boolean"),
+    ("userGroup", "User group", "string"),
+    ("userId", "User ID", "string"),
+    ("createdAt", "Created at", "date"),
+]
+SUPPRESSION_REMOVALS_PER_30_DAYS = 100
+PAGE_SIZES = (10, 50)  # perPage bounds, as Loops' list endpoints
+
+
+def contact_json(contact: Contact) -> dict:
+    lists = {str(list_id): True for list_id in ListMembership.objects.filter(contact=contact).values_list(
+        "mailing_list_id", flat=True)}  # fmt: skip
+    return {
+        **(contact.properties or {}),
+        "id": str(contact.pk),
+        "email": contact.email,
+        "firstName": contact.first_name or None,
+        "lastName": contact.last_name or None,
+        "source": contact.source,
+        "subscribed": contact.subscribed,
+        "userGroup": contact.user_group,
+        "userId": contact.user_id or None,
+        "mailingLists": lists,
+        "optInStatus": None,
+    }
+
+
+def _split(data: dict, serializer_class) -> tuple[dict, dict, dict]:
+    """Validate the standard fields; the rest of the body is custom properties.
+    Returns (validated standard fields, model field values, custom properties)."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    known = set(serializer.fields)
+    fields = {
+        STANDARD_FIELDS[name]: ("" if value is None else value)
+        for name, value in serializer.validated_data.items()
+        if name in STANDARD_FIELDS and name not in {"email", "userId"}
+    }
+    custom = {key: value for key, value in data.items() if key not in known}
+    return serializer.validated_data, fields, custom
+
+
+def _identify(request) -> Contact:
+    params = s.ContactIdentifySerializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    contact = contact_find(
+        team=request.auth.team,
+        email=params.validated_data.get("email", ""),
+        user_id=params.validated_data.get("userId", ""),
+    )
+    if contact is None:
+        raise exceptions.NotFound("Contact not found.")
+    return contact
+
+
+def _conflict(exc: ContactConflict) -> Conflict:
+    return Conflict(str(exc))
+
+
+def _page_size(request) -> int:
+    raw = request.query_params.get("perPage", "20")
+    if not raw.isdigit() or not PAGE_SIZES[0] <= int(raw) <= PAGE_SIZES[1]:
+        raise exceptions.ValidationError({"perPage": f"A number from {PAGE_SIZES[0]} to {PAGE_SIZES[1]}."})
+    return int(raw)
+
+
+def _cursor(request) -> int | None:
+    raw = request.query_params.get("cursor", "")
+    if not raw:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise exceptions.ValidationError({"cursor": "Not a cursor from a previous page."}) from None
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def _page(queryset, request) -> tuple[list, dict]:
+    """Keyset pagination, newest first, by id."""
+    size = _page_size(request)
+    cursor = _cursor(request)
+    if cursor is not None:
+        queryset = queryset.filter(id__lt=cursor)
+    rows = list(queryset.order_by("-id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, {
+        "perPage": size,
+        "returnedResults": len(rows),
+        "nextCursor": _encode_cursor(rows[-1].id) if more and rows else None,
+    }
+
+
+class ApiKeyView(ApiView):
+    @extend_schema(responses={200: s.ApiKeySerializer, **ERRORS}, summary="Test an API key")
+    def get(self, request):
+        return Response({"success": True, "teamName": self.team.name})
+
+
+class ContactCreateView(ApiView):
+    @extend_schema(request=s.ContactCreateSerializer, responses={200: s.SuccessIdSerializer, **ERRORS})
+    def post(self, request):
+        data = self.data_object()
+        validated, fields, custom = _split(data, s.ContactCreateSerializer)
+        fields.setdefault("source", "")
+        if not fields["source"]:
+            fields.pop("source")
+        try:
+            contact, _ = contact_upsert(
+                team=self.team,
+                email=validated["email"],
+                user_id=validated.get("userId") or "",
+                fields=fields,
+                properties=custom,
+                mailing_lists=validated.get("mailingLists"),
+                create_only=True,
+            )
+        except ContactConflict as exc:
+            raise _conflict(exc) from None
+        return Response({"success": True, "id": str(contact.pk)})
+
+
+class ContactUpdateView(ApiView):
+    @extend_schema(request=s.ContactFieldsSerializer, responses={200: s.SuccessIdSerializer, **ERRORS})
+    def put(self, request):
+        data = self.data_object()
+        validated, fields, custom = _split(data, s.ContactFieldsSerializer)
+        if not validated.get("email") and not validated.get("userId"):
+            raise exceptions.ValidationError("Give an email or a userId.")
+        if not fields.get("source"):
+            fields.pop("source", None)
+        try:
+            contact, _ = contact_upsert(
+                team=self.team,
+                email=validated.get("email") or "",
+                user_id=validated.get("userId") or "",
+                fields=fields,
+                properties=custom,
+                mailing_lists=validated.get("mailingLists"),
+            )
+        except ContactConflict as exc:
+            raise _conflict(exc) from None
+        return Response({"success": True, "id": str(contact.pk)})
+
+
+class ContactFindView(ApiView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("email", OpenApiTypes.EMAIL, required=False),
+            OpenApiParameter("userId", OpenApiTypes.STR, required=False),
+        ],
+        responses={200: s.ContactSerializer(many=True), **ERRORS},
+    )
+    def get(self, request):
+        params = s.ContactIdentifySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        contact = contact_find(
+            team=self.team,
+            email=params.validated_data.get("email", ""),
+            user_id=params.validated_data.get("userId", ""),
+        )
+        return Response([contact_json(contact)] if contact else [])
+
+
+class ContactDeleteView(ApiView):
+    @extend_schema(request=s.ContactIdentifySerializer, responses={200: s.SuccessMessageSerializer, **ERRORS})
+    def post(self, request):
+        params = s.ContactIdentifySerializer(data=self.data_object())
+        params.is_valid(raise_exception=True)
+        contact = contact_find(
+            team=self.team,
+            email=params.validated_data.get("email", ""),
+            user_id=params.validated_data.get("userId", ""),
+        )
+        if contact is None:
+            raise exceptions.NotFound("Contact not found.")
+        contact_delete(contact=contact)
+        return Response({"success": True, "message": "Contact deleted."})
+
+
+class ContactPropertiesView(ApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("list", OpenApiTypes.STR, enum=["all", "custom"], required=False)],
+        responses={200: s.PropertySerializer(many=True), **ERRORS},
+    )
+    def get(self, request):
+        which = request.query_params.get("list", "all")
+        if which not in {"all", "custom"}:
+            raise exceptions.ValidationError({"list": "all or custom."})
+        custom = [
+            {"key": p.key, "label": p.label, "type": p.type} for p in ContactProperty.objects.filter(team=self.team)
+        ]
+        standard = [{"key": k, "label": label, "type": t} for k, label, t in STANDARD_PROPERTIES]
+        return Response(custom if which == "custom" else standard + custom)
+
+    @extend_schema(request=s.PropertyCreateSerializer, responses={200: s.SuccessSerializer, **ERRORS})
+    def post(self, request):
+        params = s.PropertyCreateSerializer(data=self.data_object())
+        params.is_valid(raise_exception=True)
+        try:
+            contact_property_create(team=self.team, **params.validated_data)
+        except ContactConflict as exc:
+            raise _conflict(exc) from None
+        return Response({"success": True})
+
+
+def _quota(team) -> dict:
+    used = SuppressionRemoval.objects.filter(team=team, created_at__gte=timezone.now() - timedelta(days=30)).count()
+    return {"limit": SUPPRESSION_REMOVALS_PER_30_DAYS, "remaining": max(0, SUPPRESSION_REMOVALS_PER_30_DAYS - used)}
+
+
+class ContactSuppressionView(ApiView):
+    """Loops' suppression is our unsubscribed state: a suppressed contact gets no loop email."""
+
+    parameters = [
+        OpenApiParameter("email", OpenApiTypes.EMAIL, required=False),
+        OpenApiParameter("userId", OpenApiTypes.STR, required=False),
+    ]
+
+    @extend_schema(parameters=parameters, responses={200: s.SuppressionSerializer, **ERRORS})
+    def get(self, request):
+        contact = _identify(request)
+        return Response(
+            {
+                "contact": {"id": str(contact.pk), "email": contact.email, "userId": contact.user_id or None},
+                "isSuppressed": not contact.subscribed,
+                "removalQuota": _quota(self.team),
+            }
+        )
+
+    @extend_schema(parameters=parameters, responses={200: s.SuppressionRemovedSerializer, **ERRORS})
+    def delete(self, request):
+        contact = _identify(request)
+        if contact.subscribed:
+            raise exceptions.ValidationError("This contact is not suppressed.")
+        with transaction.atomic():
+            quota = _quota(self.team)
+            if quota["remaining"] <= 0:
+                raise exceptions.Throttled(detail="No suppression removals left in the last 30 days.")
+            contact_set_subscribed(contact=contact, subscribed=True)
+            SuppressionRemoval.objects.create(team=self.team, contact_id=contact.pk)
+        return Response(
+            {"success": True, "message": "Email removed from suppression list.", "removalQuota": _quota(self.team)}
+        )
+
+
+class MailingListsView(ApiView):
+    @extend_schema(responses={200: s.MailingListSerializer(many=True), **ERRORS})
+    def get(self, request):
+        return Response(
+            [
+                {"id": str(m.pk), "name": m.name, "description": m.description or None, "isPublic": m.is_public}
+                for m in MailingList.objects.filter(team=self.team)
+            ]
+        )
+
+
+class EventSendView(ApiView):
+    @extend_schema(
+        request=s.EventSendSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False)],
+        responses={200: s.SuccessSerializer, **ERRORS},
+    )
+    def post(self, request):
+        return self.dispatch_idempotent(self._send)
+
+    def _send(self):
+        data = self.data_object()
+        validated, fields, custom = _split(data, s.EventSendSerializer)
+        name = event_name_validate(validated["eventName"])
+        if not name:
+            raise exceptions.ValidationError({"eventName": "Name the event."})
+        properties = validated.get("eventProperties") or {}
+        bad = [k for k, v in properties.items() if isinstance(v, dict | list)]
+        if bad:
+            raise exceptions.ValidationError({f"eventProperties.{bad[0]}": "A value is text, a number or true/false."})
+        email, user_id = validated.get("email") or "", validated.get("userId") or ""
+        if not email and not user_id:
+            raise exceptions.ValidationError("Give an email or a userId.")
+        if not fields.get("source"):
+            fields.pop("source", None)
+        with transaction.atomic():
+            try:
+                contact, _ = contact_upsert(
+                    team=self.team,
+                    email=email,
+                    user_id=user_id,
+                    fields=fields,
+                    properties=custom,
+                    mailing_lists=validated.get("mailingLists"),
+                )
+            except ContactConflict as exc:
+                raise _conflict(exc) from None
+            event_fire(team=self.team, contact=contact, name=name, properties=properties, source="API")
+        return Response({"success": True})
+
+
+class TransactionalView(ApiView):
+    @extend_schema(
+        request=s.TransactionalSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False)],
+        responses={200: s.SuccessSerializer, **ERRORS},
+    )
+    def post(self, request):
+        return self.dispatch_idempotent(self._send)
+
+    def _send(self):
+        params = s.TransactionalSerializer(data=self.data_object())
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        if data.get("attachments"):
+            raise exceptions.ValidationError({"attachments": "Attachments are not supported."})
+        transactional = TransactionalEmail.objects.filter(team=self.team, public_id=data["transactionalId"]).first()
+        if transactional is None:
+            raise exceptions.NotFound("Transactional email not found.")
+        with transaction.atomic():
+            contact = contact_find(team=self.team, email=data["email"])
+            if contact is None and data.get("addToAudience"):
+                contact, _ = contact_upsert(team=self.team, email=data["email"])
+            transactional_queue(
+                transactional=transactional,
+                to_email=data["email"],
+                contact=contact,
+                data=data.get("dataVariables") or {},
+            )
+        return Response({"success": True})
+
+
+class EventListView(ApiView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("email", OpenApiTypes.EMAIL, required=False),
+            OpenApiParameter("name", OpenApiTypes.STR, required=False),
+            OpenApiParameter("after", OpenApiTypes.DATETIME, required=False, description="Only events after this."),
+            OpenApiParameter("perPage", OpenApiTypes.INT, required=False),
+            OpenApiParameter("cursor", OpenApiTypes.STR, required=False),
+        ],
+        responses={200: s.EventPageSerializer, **ERRORS},
+        summary="The team's events, newest first",
+    )
+    def get(self, request):
+        events = Event.objects.filter(team=self.team).select_related("contact")
+        email, name, after = (request.query_params.get(k, "").strip() for k in ("email", "name", "after"))
+        if email:
+            contact = contact_find(team=self.team, email=email)
+            events = events.filter(contact=contact) if contact else events.none()
+        if name:
+            events = events.filter(name=name)
+        if after:
+            try:
+                moment = datetime.fromisoformat(after.replace("Z", "+00:00"))
+            except ValueError:
+                raise exceptions.ValidationError({"after": "An ISO 8601 date and time."}) from None
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, UTC)
+            events = events.filter(created_at__gt=moment)
+        rows, pagination = _page(events, request)
+        data = [
+            {
+                "id": str(e.pk),
+                "eventName": e.name,
+                "email": e.contact.email,
+                "userId": e.contact.user_id or None,
+                "eventProperties": e.properties,
+                "source": e.source,
+                "occurredAt": e.occurred_at.isoformat(),
+                "createdAt": e.created_at.isoformat(),
+            }
+            for e in rows
+        ]
+        return Response({"success": True, "data": data, "pagination": pagination})
+
+
+class DeliveryListView(ApiView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(Delivery.Status.values), required=False),
+            OpenApiParameter("perPage", OpenApiTypes.INT, required=False),
+            OpenApiParameter("cursor", OpenApiTypes.STR, required=False),
+        ],
+        responses={200: s.DeliveryPageSerializer, **ERRORS},
+        summary="The team's webhook log, newest first",
+    )
+    def get(self, request):
+        deliveries = Delivery.objects.filter(team=self.team).select_related("endpoint")
+        status = request.query_params.get("status", "")
+        if status:
+            if status not in Delivery.Status.values:
+                raise exceptions.ValidationError({"status": f"One of {', '.join(Delivery.Status.values)}."})
+            deliveries = deliveries.filter(status=status)
+        rows, pagination = _page(deliveries.defer("payload"), request)
+        data = [
+            {
+                "id": str(d.pk),
+                "endpoint": d.endpoint.name,
+                "stripeEventId": d.stripe_event_id,
+                "type": d.event_type,
+                "status": d.status,
+                "reason": d.ignored_reason,
+                "error": d.last_error,
+                "receivedAt": d.received_at.isoformat(),
+                "processedAt": d.processed_at.isoformat() if d.processed_at else None,
+            }
+            for d in rows
+        ]
+        return Response({"success": True, "data": data, "pagination": pagination})

@@ -1,0 +1,135 @@
+"""Transactional emails: defined here, sent by an app through `POST /api/v1/transactional`."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.selectors import team_object_or_404
+
+from . import selectors, services
+from .forms import TransactionalForm
+from .models import EmailMessage, TransactionalEmail
+from .rendering import SAMPLE_CONTEXT, contact_context, email_render, template_check
+
+
+def _transactional(request: HttpRequest, pk: int) -> TransactionalEmail:
+    return team_object_or_404(TransactionalEmail, request.team, pk=pk)
+
+
+@login_required
+def transactional_list(request: HttpRequest) -> HttpResponse:
+    emails = (
+        TransactionalEmail.objects.filter(team=request.team or None)
+        .annotate(sent=Count("messages", filter=Q(messages__status=EmailMessage.Status.SENT)))
+        .order_by("name", "id")
+    )
+    return render(request, "loops/transactional_list.html", {"emails": emails})
+
+
+def _sample_data(names: list[str]) -> str:
+    return json.dumps({name: f"sample {name}" for name in names}, indent=2)
+
+
+def _render_form(request, form, *, transactional=None, preview_data="", preview_email="", status=200):
+    names = transactional.required_variables if transactional else []
+    preview_data = preview_data or _sample_data(names)
+    return render(
+        request,
+        "loops/transactional.html",
+        {
+            "form": form,
+            "transactional": transactional,
+            "preview": _preview(request, form, preview_data, preview_email),
+            "preview_data": preview_data,
+            "preview_email": preview_email,
+            "preview_contacts": selectors.preview_contacts(team=request.team),
+            "api_url": request.build_absolute_uri("/api/v1/transactional"),
+        },
+        status=status,
+    )
+
+
+@login_required
+def transactional_new(request: HttpRequest) -> HttpResponse:
+    form = TransactionalForm(request.POST or None, instance=TransactionalEmail(team=request.team))
+    if request.method == "POST" and form.is_valid():
+        transactional = services.transactional_save(transactional=form.save(commit=False))
+        messages.success(
+            request, f"“{transactional.name}” saved. Send it with transactionalId {transactional.public_id}."
+        )
+        return redirect("loops:transactional", pk=transactional.pk)
+    status = 400 if form.is_bound else 200
+    return _render_form(request, form, preview_data=request.POST.get("preview_data", ""), status=status)
+
+
+@login_required
+def transactional_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    transactional = _transactional(request, pk)
+    form = TransactionalForm(request.POST or None, instance=transactional)
+    if request.method == "POST" and form.is_valid():
+        services.transactional_save(transactional=form.save(commit=False))
+        messages.success(request, f"“{transactional.name}” saved.")
+        return redirect("loops:transactional", pk=transactional.pk)
+    if form.is_bound:
+        transactional = _transactional(request, pk)  # the page shows what is saved
+    return _render_form(
+        request,
+        form,
+        transactional=transactional,
+        preview_data=request.POST.get("preview_data", ""),
+        preview_email=request.POST.get("preview_email", ""),
+        status=400 if form.is_bound else 200,
+    )
+
+
+@login_required
+def transactional_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    transactional = _transactional(request, pk)
+    if request.method == "POST":
+        services.transactional_delete(transactional=transactional)
+        messages.success(request, f"“{transactional.name}” was deleted.")
+        return redirect("loops:transactional-list")
+    return render(request, "loops/transactional_delete.html", {"transactional": transactional})
+
+
+@login_required
+@require_POST
+def transactional_preview(request: HttpRequest) -> HttpResponse:
+    form = TransactionalForm(request.POST, instance=TransactionalEmail(team=request.team))
+    preview = _preview(request, form, request.POST.get("preview_data", ""), request.POST.get("preview_email", ""))
+    return render(request, "loops/_preview.html", {"preview": preview})
+
+
+def _preview(request, form, preview_data: str, preview_email: str) -> dict:
+    values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in ("subject", "preview_text", "body")}
+    subject, preview_text, body = (values.get(f, "") or "" for f in ("subject", "preview_text", "body"))
+    contact = selectors.contact_by_email(team=request.team, email=preview_email) if request.team else None
+    missing = bool(preview_email.strip()) and contact is None
+    errors = []
+    for name, source in (("subject", subject), ("preview text", preview_text), ("body", body)):
+        try:
+            template_check(source, field=name)
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+    try:
+        data = json.loads(preview_data) if preview_data.strip() else {}
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        errors.append("The preview data is not a JSON object.")
+        data = {}
+    if errors:
+        return {"errors": errors, "missing": missing}
+    context = {
+        "contact": contact_context(contact) if contact else SAMPLE_CONTEXT["contact"],
+        "data": data,
+        "unsubscribe_url": "",
+    }
+    rendered = email_render(subject=subject, preview_text=preview_text, body=body, context=context)
+    return {"rendered": rendered, "missing": missing, "to": context["contact"]["email"]}
