@@ -70,6 +70,13 @@ def user(team):
 
 
 @pytest.fixture
+def logged_in(client, user):
+    """The test client, logged in as the owner of `team`."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def outsider(other_team):
     user = get_user_model().objects.create_user("outsider", "outsider@globex.test", "pw-outsider-123")
     membership_add(team=other_team, user=user, role=Membership.Role.OWNER)

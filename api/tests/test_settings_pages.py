@@ -15,12 +15,6 @@ KEY_RE = re.compile(r'id="api-key"[^>]*value="(ls_[A-Za-z0-9_-]+)"')
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def api_key(team, user):
     return api_key_create(team=team, name="Backend", created_by=user).api_key
 

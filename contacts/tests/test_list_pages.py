@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def ada(team):
     return contact_sync(team=team, email="ada@example.com", full_name="Ada Lovelace").contact
 

@@ -15,12 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def ada(team):
     contact = contact_sync(team=team, email="ada@example.com", full_name="Ada Lovelace").contact
     Contact.objects.filter(pk=contact.pk).update(properties={"plan": "pro"})

@@ -23,12 +23,6 @@ EMAIL = {
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def draft(team, make_loop):
     return make_loop(team, activate=False)  # "Stripe - Payment Failed": email, wait for event, email
 

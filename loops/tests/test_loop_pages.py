@@ -7,12 +7,6 @@ from loops.models import Loop
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def test_gallery_creates_a_draft_from_a_template(logged_in, team, make_loop):
     make_loop(team, activate=False)  # seeds the templates in transactional runs too
     Loop.objects.all().delete()

@@ -23,12 +23,6 @@ FORM = {
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def reset(team):
     return TransactionalEmail.objects.create(
         team=team, public_id="reset-1", name="Reset", subject="Reset", body="Hi", required_variables=["name"]

@@ -13,12 +13,6 @@ from webhooks.models import Delivery, Endpoint, EventSetting
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def settings_data(endpoint, **changes):
     data = {}
     for s in endpoint.event_settings.all():

@@ -13,12 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def deliveries(endpoint, post_webhook):
     post_webhook(endpoint, fixture_text("pay/invoice.payment_failed.json"))
     post_webhook(endpoint, fixture_text("stripe-ruby-mock/charge.succeeded.json"))
