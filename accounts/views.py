@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from loopsync.ids import parse_id
+
 from .forms import InviteForm, SignupForm
 from .middleware import SESSION_KEY
 from .selectors import teams_for_user
@@ -36,7 +38,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @require_POST
 def team_switch(request: HttpRequest) -> HttpResponse:
     team_id = request.POST.get("team", "")
-    team = teams_for_user(request.user).filter(pk=team_id).first() if team_id.isdigit() else None
+    team = teams_for_user(request.user).filter(pk=parse_id(team_id)).first() if parse_id(team_id) else None
     if team is None:
         raise Http404
     request.session[SESSION_KEY] = team.id

@@ -18,6 +18,8 @@ from .errors import PayloadTooLarge, error_response
 from .models import IdempotencyRecord
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# A claim older than this with no answer belongs to a request that died (longer than any worker timeout).
+ABANDONED_AFTER = timedelta(minutes=5)
 
 
 class ApiView(APIView):
@@ -84,6 +86,10 @@ class ApiView(APIView):
                 record = IdempotencyRecord.objects.create(team=team, key=key, path=self.request.path)
         except IntegrityError:
             first = IdempotencyRecord.objects.filter(team=team, key=key).first()
+            if first is not None and first.status_code == 0 and first.created_at < timezone.now() - ABANDONED_AFTER:
+                # Its request died without an answer (a killed worker): free the key and try again.
+                IdempotencyRecord.objects.filter(pk=first.pk, status_code=0).delete()
+                return self.dispatch_idempotent(handler)
             if first is None or first.status_code == 0:
                 return error_response("A request with this Idempotency-Key is still being handled.", 409)
             if first.path != self.request.path:
@@ -95,8 +101,8 @@ class ApiView(APIView):
             response = handler()
         except (exceptions.APIException, DjangoValidationError, Http404) as exc:
             response = self.handle_exception(exc)
-        except Exception:
-            record.delete()  # a crash answered nothing: the client may try the same key again
+        except BaseException:  # a crash or a worker timeout (SystemExit) answered nothing: free the key
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
             raise
         if response.status_code >= 500:
             record.delete()

@@ -22,6 +22,7 @@ class Quota:
     remaining: int
 
 
+clock = time.time  # the tests fix it
 _client = None
 _client_url = None
 _lock = threading.Lock()
@@ -41,7 +42,7 @@ def _redis():
 
 def hit(team_id: int, *, limit: int | None = None, now: float | None = None) -> Quota:
     limit = limit or settings.API_RATE_LIMIT
-    second = int(now if now is not None else time.time())
+    second = int(now if now is not None else clock())
     if settings.API_RATE_LIMIT_REDIS_URL:
         key = f"ratelimit:{team_id}:{second}"
         try:

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from accounts.models import Team
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
 from contacts.services import (
     STANDARD_FIELDS,
@@ -99,7 +100,7 @@ def _conflict(exc: ContactConflict) -> Conflict:
 
 def _page_size(request) -> int:
     raw = request.query_params.get("perPage", "20")
-    if not raw.isdigit() or not PAGE_SIZES[0] <= int(raw) <= PAGE_SIZES[1]:
+    if not (raw.isascii() and raw.isdecimal() and len(raw) < 4) or not PAGE_SIZES[0] <= int(raw) <= PAGE_SIZES[1]:
         raise exceptions.ValidationError({"perPage": f"A number from {PAGE_SIZES[0]} to {PAGE_SIZES[1]}."})
     return int(raw)
 
@@ -277,6 +278,7 @@ class ContactSuppressionView(ApiView):
         if contact.subscribed:
             raise exceptions.ValidationError("This contact is not suppressed.")
         with transaction.atomic():
+            Team.objects.select_for_update().get(pk=self.team.pk)  # one removal at a time: the quota holds
             quota = _quota(self.team)
             if quota["remaining"] <= 0:
                 raise exceptions.Throttled(detail="No suppression removals left in the last 30 days.")
@@ -359,7 +361,10 @@ class TransactionalView(ApiView):
         with transaction.atomic():
             contact = contact_find(team=self.team, email=data["email"])
             if contact is None and data.get("addToAudience"):
-                contact, _ = contact_upsert(team=self.team, email=data["email"])
+                try:
+                    contact, _ = contact_upsert(team=self.team, email=data["email"])
+                except ContactConflict as exc:
+                    raise _conflict(exc) from None
             transactional_queue(
                 transactional=transactional,
                 to_email=data["email"],

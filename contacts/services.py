@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Team
+from loopsync.ids import parse_id
 
 from .models import Contact, ContactProperty, ListMembership, MailingList
 
@@ -299,9 +300,10 @@ def _lists_apply(team: Team, contact: Contact, mailing_lists: dict[str, bool]) -
         return
     ids = {}
     for raw, on in mailing_lists.items():
-        if not str(raw).isdigit():
+        list_id = parse_id(raw)
+        if list_id is None:
             raise ValidationError({"mailingLists": f"No mailing list has the id {raw}."})
-        ids[int(raw)] = bool(on)
+        ids[list_id] = bool(on)
     found = set(MailingList.objects.filter(team=team, id__in=list(ids)).values_list("id", flat=True))
     missing = sorted(set(ids) - found)
     if missing:
@@ -313,7 +315,10 @@ def _lists_apply(team: Team, contact: Contact, mailing_lists: dict[str, bool]) -
             ListMembership.objects.filter(mailing_list_id=list_id, contact=contact).delete()
 
 
-@transaction.atomic
+class _Raced(Exception):
+    """Another request created this contact between our look-up and our insert."""
+
+
 def contact_upsert(
     *,
     team: Team,
@@ -326,10 +331,28 @@ def contact_upsert(
 ) -> tuple[Contact, bool]:
     """Create or update a contact as Loops' API does. Found by `user_id` first, then by `email`; with a
     `user_id` match a different `email` changes the contact's address. `fields` uses model names
-    (first_name, …). Raises ContactConflict (409) and ValidationError (400)."""
+    (first_name, …). Raises ContactConflict (409) and ValidationError (400).
+
+    The contact's row is locked while it is changed, so two requests for one contact apply one after the
+    other (no property lost); when two create the same new contact at once, the one that loses the race
+    updates the winner's row instead."""
     email, user_id = email.strip(), user_id.strip()
-    by_user = contact_find(team=team, user_id=user_id) if user_id else None
-    by_email = contact_find(team=team, email=email) if email else None
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _upsert(team, email, user_id, fields or {}, properties or {}, mailing_lists or {}, create_only)
+        except _Raced:
+            if create_only or attempt == 2:
+                raise ContactConflict("Email or userId is already on list.") from None
+    raise AssertionError("unreachable")
+
+
+def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only) -> tuple[Contact, bool]:
+    locked = Contact.objects.select_for_update()
+    by_user = locked.filter(team=team, user_id=user_id).first() if user_id else None
+    by_email = (
+        locked.alias(email_lower=Lower("email")).filter(team=team, email_lower=email.lower()).first() if email else None
+    )
     if create_only and (by_user or by_email):
         raise ContactConflict("Email or userId is already on list.")
     if by_user and by_email and by_user.pk != by_email.pk:
@@ -344,7 +367,7 @@ def contact_upsert(
         contact.email = email
     if user_id:
         contact.user_id = user_id
-    for name, value in (fields or {}).items():
+    for name, value in fields.items():
         setattr(contact, name, value)
     if properties:
         cleaned = property_values_clean(team=team, values=properties)
@@ -354,6 +377,8 @@ def contact_upsert(
         with transaction.atomic():
             contact.save()
     except IntegrityError:
+        if created:
+            raise _Raced from None
         raise ContactConflict("Email or userId is already on list.") from None
-    _lists_apply(team, contact, mailing_lists or {})
+    _lists_apply(team, contact, mailing_lists)
     return contact, created

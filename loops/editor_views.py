@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from loopsync.ids import parse_id
 from webhooks.selectors import trigger_name_suggestions
 
 from . import selectors, services
@@ -235,7 +236,7 @@ def step_test(request: HttpRequest, pk: int) -> HttpResponse:
     plain form post gets the editor back with the form kept."""
     loop = _loop(request, pk)
     step_pk = request.POST.get("step", "")
-    step = _step(loop, int(step_pk)) if step_pk.isdigit() else None
+    step = _step(loop, parse_id(step_pk)) if parse_id(step_pk) else None
     instance = step or LoopStep(kind=LoopStep.Kind.EMAIL, team_id=loop.team_id, loop=loop, position=0)
     form = step_form(LoopStep.Kind.EMAIL, request.POST, instance=instance)
     preview_email = request.POST.get("preview_email", "")

@@ -152,6 +152,11 @@ class LoopStep(models.Model):
     def delay(self) -> timedelta:
         return timedelta(**{self.delay_unit: self.delay_value})
 
+    MAX_DELAY = {"minutes": 525_600, "hours": 8_760, "days": 365}
+
+    def _within_a_year(self) -> bool:
+        return self.delay_value <= self.MAX_DELAY.get(self.delay_unit, 0)
+
     def clean(self) -> None:
         """Refuse a step that cannot work: templates that do not parse, missing names and values."""
         errors: dict[str, list[str]] = {}
@@ -170,6 +175,7 @@ class LoopStep(models.Model):
                     errors.setdefault(name, []).extend(exc.messages)
         elif self.kind == self.Kind.TIMER:
             check("delay_value", self.delay_value > 0, "A timer waits at least 1 " + self.delay_unit.rstrip("s") + ".")
+            check("delay_value", self._within_a_year(), "A timer waits at most a year.")
         elif self.kind == self.Kind.FILTER:
             check("filter_field", bool(self.filter_field.strip()), "A filter needs a contact field or property.")
             check("filter_operator", bool(self.filter_operator), "A filter needs a condition.")
@@ -178,6 +184,7 @@ class LoopStep(models.Model):
         elif self.kind == self.Kind.WAIT_EVENT:
             check("wait_event_name", bool(self.wait_event_name.strip()), "Name the event to wait for.")
             check("delay_value", self.delay_value > 0, "A wait needs a timeout of at least 1.")
+            check("delay_value", self._within_a_year(), "A wait's timeout is at most a year.")
         if errors:
             raise ValidationError(errors)
 

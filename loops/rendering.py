@@ -81,6 +81,8 @@ _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)(\{[^}]*\})?")
 
 
 _local = threading.local()
+SUBJECT_MAX = 998  # RFC 5322's line limit, and EmailMessage.subject's length
+PREVIEW_MAX = 255
 
 
 def _markdown_to_html(source: str) -> str:
@@ -124,8 +126,9 @@ def _inert(value: Any) -> Any:
 
 
 def email_render(*, subject: str, preview_text: str, body: str, context: dict[str, Any]) -> Rendered:
-    subject_text = " ".join(_parsed(subject, False).render(**context).split())
-    preview = " ".join(_parsed(preview_text, False).render(**context).split())
+    # Cut to what the message row holds (and any mail client shows): a long value renders, never fails.
+    subject_text = " ".join(_parsed(subject, False).render(**context).split())[:SUBJECT_MAX]
+    preview = " ".join(_parsed(preview_text, False).render(**context).split())[:PREVIEW_MAX]
     body_html = _markdown_to_html(_parsed(body, True).render(**_inert(context)))
     body_text = _markdown_to_text(_parsed(body, False).render(**context))
     unsubscribe_url = context.get("unsubscribe_url", "")

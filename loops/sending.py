@@ -270,7 +270,8 @@ def email_send(*, message_id: int) -> EmailMessage | None:
 
 def _send_claimed(message: EmailMessage) -> EmailMessage:
     message_id = message.id
-    marketing = message.transactional_id is None  # a loop's email; transactional ones always go
+    # A loop's email (it has a run); a transactional one always goes, even once its template is deleted.
+    marketing = message.run_id is not None
     if marketing and message.contact is not None and not message.contact.subscribed:
         EmailMessage.objects.filter(id=message_id).update(
             status=EmailMessage.Status.SKIPPED, error="The contact unsubscribed before sending.", next_attempt_at=None

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -217,32 +218,64 @@ def step_add(*, loop: Loop, step: LoopStep) -> LoopStep:
 
 
 def step_save(*, step: LoopStep) -> LoopStep:
-    """Save an existing step's content (allowed on an active loop: runs read a step when they reach it)."""
+    """Save an existing step's content (allowed on an active loop: runs read a step when they reach it).
+    Its place is not written: a reorder saved meanwhile stands."""
     step.full_clean()
-    step.save()
+    step.save(update_fields=STEP_FIELDS)
     Loop.objects.filter(pk=step.loop_id).update(updated_at=timezone.now())
     return step
 
 
+def _runs_in_progress(loop: Loop):
+    return LoopRun.objects.filter(loop=loop, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
+
+
 @transaction.atomic
 def step_remove(*, step: LoopStep) -> None:
-    """Delete a step and close the gap. Emails it sent stay on their contacts' pages."""
+    """Delete a step and close the gap. Runs in progress keep their place: a run waiting in the removed
+    step goes on with the step after it, runs further on move up with their steps. Emails the step sent
+    stay on their contacts' pages."""
     loop = _lock_for_structure(step.loop)
+    removed = step.position
     LoopStep.objects.filter(pk=step.pk, loop=loop).delete()
     _renumber(loop, list(loop.steps.order_by("position", "id")))
+    runs = _runs_in_progress(loop)
+    runs.filter(position=removed).update(
+        status=LoopRun.Status.ACTIVE, wait_until=None, waiting_for="", next_due_at=timezone.now()
+    )
+    runs.filter(position__gt=removed).update(position=F("position") - 1)
+
+
+class StepsInUse(ValidationError):
+    """Runs stand between the steps a move would swap."""
 
 
 @transaction.atomic
 def step_move(*, step: LoopStep, offset: int) -> None:
-    """Move a step up (-1) or down (+1) by one place; at either end nothing changes."""
+    """Move a step up (-1) or down (+1) by one place; at either end nothing changes.
+
+    A run stands at a step by its number. Swapping steps i and i+1 is safe for runs before i (they do both,
+    in the new order) and after i+1 (they did both); a run at i+1 has done one of the two and not the
+    other, and a run waiting in step i is half-way through it: while there are such runs, the move is
+    refused rather than skipping or repeating a step for them."""
     loop = _lock_for_structure(step.loop)
     ordered = list(loop.steps.order_by("position", "id"))
     index = next((i for i, s in enumerate(ordered) if s.pk == step.pk), None)
     if index is None:
         return
     target = index + (1 if offset > 0 else -1)
-    if 0 <= target < len(ordered):
-        ordered[index], ordered[target] = ordered[target], ordered[index]
+    if not 0 <= target < len(ordered):
+        return
+    first = min(index, target) + 1  # the positions swapped: first and first + 1
+    between = (
+        _runs_in_progress(loop).filter(Q(position=first + 1) | Q(position=first, status=LoopRun.Status.WAITING)).count()
+    )
+    if between:
+        raise StepsInUse(
+            f"{between} contact{'s are' if between != 1 else ' is'} part-way through these two steps: moving them "
+            "would skip or repeat a step for them. Wait until they have passed, or remove the step instead."
+        )
+    ordered[index], ordered[target] = ordered[target], ordered[index]
     _renumber(loop, ordered)
 
 
@@ -257,7 +290,8 @@ def loop_save(*, loop: Loop) -> Loop:
 
 
 def _public_id(name: str) -> str:
-    return f"{slugify(name)[:40].strip('-') or 'email'}-{secrets.token_hex(4)}"
+    # Fits TransactionalEmail.public_id (32): 23 characters of the name, "-", 8 random hex digits.
+    return f"{slugify(name)[:23].strip('-') or 'email'}-{secrets.token_hex(4)}"
 
 
 def transactional_save(*, transactional: TransactionalEmail) -> TransactionalEmail:

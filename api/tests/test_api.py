@@ -463,12 +463,10 @@ def test_a_key_never_reaches_another_team(api, other_api, team, other_team, ada,
 # --- rate limit ----------------------------------------------------------------------------------
 
 
-def test_rate_limit_headers_and_429(api, other_api, settings):
+def test_rate_limit_headers_and_429(api, other_api, settings, monkeypatch):
     settings.API_RATE_LIMIT = 3
-    settings.API_RATE_LIMIT_REDIS_URL = ""  # counted in this process; the Redis count is tested below
-    import time
-
-    time.sleep(1 - time.time() % 1)  # start at the top of a second: all four calls fall in one window
+    settings.API_RATE_LIMIT_REDIS_URL = ""  # counted in this process; the Redis count: test_ratelimit.py
+    monkeypatch.setattr("api.ratelimit.clock", lambda: 1_900_000_000.5)  # all four calls in one second
     responses = [api.get("/api/v1/api-key") for _ in range(4)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert [r["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0", "0"]
@@ -489,3 +487,101 @@ def test_a_refused_body_with_an_idempotency_key_is_a_400_and_frees_the_key(api, 
 
 def test_options_is_not_an_api_method(api):
     assert_error(api.options("/api/v1/contacts/create"), 405)
+
+
+# --- review fixes: odd input is a 400, long values render, races resolve -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("post", "/api/v1/contacts/create", {"email": "a@example.com", "mailingLists": {"²": True}}),
+        ("post", "/api/v1/contacts/create", {"email": "a@example.com", "mailingLists": {"9" * 30: True}}),
+        ("get", "/api/v1/events", {"perPage": "²²"}),
+    ],
+)
+def test_unicode_digits_and_huge_ids_are_400(api, method, path, payload):
+    response = api.get(path, payload) if method == "get" else api.post(path, payload, format="json")
+    assert_error(response, 400)
+
+
+def test_deeply_nested_json_is_400(api):
+    for depth in (40, 50_000):
+        raw = '{"email": "a@example.com", "x": ' + "[" * depth + "]" * depth + "}"
+        assert_error(api.post("/api/v1/contacts/create", raw, content_type="application/json"), 400, "not valid JSON")
+    assert not Contact.objects.exists()
+
+
+def test_a_long_variable_is_cut_to_the_subject_limit(api, team):
+    TransactionalEmail.objects.create(
+        team=team, public_id="long-1", name="Long", subject="Hi {{ data.name }}", body="x"
+    )
+    response = api.post(
+        "/api/v1/transactional",
+        {"transactionalId": "long-1", "email": "a@example.com", "dataVariables": {"name": "n" * 1200}},
+        format="json",
+    )
+    assert body(response) == {"success": True}
+    assert len(EmailMessage.objects.get().subject) == 998
+
+
+def test_an_abandoned_idempotency_claim_is_freed(api, team, ada):
+    from api.models import IdempotencyRecord
+
+    claim = IdempotencyRecord.objects.create(team=team, key="died", path="/api/v1/events/send")  # status 0
+    payload = {"email": ada.email, "eventName": "x"}
+    assert_error(api.post("/api/v1/events/send", payload, format="json", HTTP_IDEMPOTENCY_KEY="died"), 409)
+    IdempotencyRecord.objects.filter(pk=claim.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=6))
+    assert body(api.post("/api/v1/events/send", payload, format="json", HTTP_IDEMPOTENCY_KEY="died")) == {
+        "success": True
+    }
+    assert Event.objects.count() == 1
+
+
+def test_a_deleted_transactional_template_still_sends_its_queued_email(api, team, welcome, ada, smtp_server):
+    Contact.objects.filter(pk=ada.pk).update(subscribed=False)
+    api.post(
+        "/api/v1/transactional",
+        {"transactionalId": "welcome-1", "email": ada.email, "dataVariables": {"name": "Ada"}},
+        format="json",
+    )
+    welcome.delete()  # before the worker sends it
+    emails_drain()
+    message = EmailMessage.objects.get()
+    assert message.status == "sent" and message.transactional_id is None
+    [received] = smtp_server.messages
+    assert "List-Unsubscribe" not in received
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_for_one_new_contact_all_land(postgres, team, key):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def send(index):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        barrier.wait()
+        try:
+            response = client.post(
+                "/api/v1/events/send",
+                {"email": "race@example.com", "eventName": "raced", f"p{index}": index},
+                format="json",
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 6
+    contact = Contact.objects.get(team=team, email="race@example.com")
+    assert Event.objects.filter(contact=contact, name="raced").count() == 6
+    assert contact.properties == {f"p{i}": i for i in range(6)}  # no request's property lost

@@ -24,7 +24,7 @@ def test_two_workers_share_one_count(redis_limit):
     assert [q.remaining for q in first + second] == [4, 3, 2, 1, 0, 0]
     assert [q.allowed for q in first + second] == [True] * 5 + [False]
     assert ratelimit.hit(team_id, now=now + 1).remaining == 4  # the next second starts afresh
-    assert 0 < redis_limit.ttl(f"ratelimit:{team_id}:{int(now)}") <= 2  # nothing piles up in Redis
+    assert redis_limit.ttl(f"ratelimit:{team_id}:{int(now)}") in {-2, 1, 2}  # expiring (or gone): nothing piles up
 
 
 def test_redis_down_lets_requests_through(settings):

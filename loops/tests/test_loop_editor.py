@@ -321,3 +321,67 @@ def test_editor_forms_need_csrf(user, draft):
     ):
         assert csrf_client.post(url, {**EMAIL, "direction": "down"}).status_code == 403
     assert Loop.objects.get(pk=draft.pk).steps.get(position=1).pk == step.pk
+
+
+# --- runs in progress keep their place ------------------------------------------------------------
+
+
+def _run_at(loop, contact, position, status="waiting", **extra):
+    from loops.models import LoopRun
+
+    return LoopRun.objects.create(
+        team_id=loop.team_id, loop=loop, contact=contact, position=position, status=status, **extra
+    )
+
+
+@pytest.fixture
+def paused(team, make_loop):
+    from loops.services import loop_pause
+
+    loop = make_loop(team)  # email, wait for successfulPayment, email
+    loop_pause(loop=loop)
+    return loop
+
+
+def test_removing_a_step_keeps_runs_at_their_step(logged_in, team, paused):
+    from django.utils import timezone
+
+    contacts = [Contact.objects.create(team=team, email=f"c{i}@example.com") for i in range(3)]
+    until = timezone.now() + timezone.timedelta(days=3)
+    waiting = _run_at(paused, contacts[0], 2, wait_until=until, waiting_for="successfulPayment")
+    before = _run_at(paused, contacts[1], 1, status="active")
+    after = _run_at(paused, contacts[2], 3, status="active")
+    first = paused.steps.get(position=1)
+    logged_in.post(reverse("loops:step-delete", args=[paused.pk, first.pk]))
+    for run in (waiting, before, after):
+        run.refresh_from_db()
+    assert (waiting.position, waiting.status, waiting.wait_until) == (1, "waiting", until)  # the same wait step
+    assert after.position == 2  # the same last email
+    assert before.position == 1  # its email is gone: it goes on with what came next
+    wait_step = paused.steps.get(position=1)
+    logged_in.post(reverse("loops:step-delete", args=[paused.pk, wait_step.pk]))
+    waiting.refresh_from_db()
+    assert (waiting.position, waiting.status, waiting.wait_until, waiting.waiting_for) == (1, "active", None, "")
+
+
+def test_a_move_that_would_skip_a_step_for_a_run_is_refused(logged_in, team, paused):
+    contact = Contact.objects.create(team=team, email="c@example.com")
+    run = _run_at(paused, contact, 2)  # sent email 1, waiting in step 2
+    first, wait, last = paused.steps.order_by("position")
+    response = logged_in.post(
+        reverse("loops:step-move", args=[paused.pk, first.pk]), {"direction": "down"}, follow=True
+    )
+    assert "part-way through these two steps" in response.content.decode()
+    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, wait.pk, last.pk]
+    logged_in.post(reverse("loops:step-move", args=[paused.pk, last.pk]), {"direction": "up"})  # step 2 waits
+    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, wait.pk, last.pk]
+    run.delete()
+    logged_in.post(reverse("loops:step-move", args=[paused.pk, last.pk]), {"direction": "up"})
+    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, last.pk, wait.pk]
+
+
+def test_a_timer_waits_at_most_a_year(logged_in, draft):
+    url = reverse("loops:step-new", args=[draft.pk])
+    refused = logged_in.post(url, {"kind": "timer", "delay_value": "366", "delay_unit": "days"})
+    assert refused.status_code == 400 and "at most a year" in refused.content.decode()
+    assert logged_in.post(url, {"kind": "timer", "delay_value": "8760", "delay_unit": "hours"}).status_code == 302

@@ -104,3 +104,9 @@ def test_forms_need_csrf(user, reset):
     ):
         assert csrf_client.post(url, FORM).status_code == 403
     assert TransactionalEmail.objects.filter(pk=reset.pk, name="Reset").exists()
+
+
+def test_a_long_name_still_gets_an_id_that_fits(logged_in, team):
+    logged_in.post(reverse("loops:transactional-new"), {**FORM, "name": "Password reset for new customers of the shop"})
+    created = TransactionalEmail.objects.get(team=team)
+    assert len(created.public_id) <= 32 and created.public_id.startswith("password-reset-for-new-")

@@ -4,6 +4,7 @@ from accounts.models import Team
 from api.forms import NAME_MAX_LENGTH
 from api.models import ApiKey
 from api.services import api_key_create, api_key_revoke
+from loopsync.ids import parse_id
 
 
 def team_lookup(value: str) -> Team:
@@ -15,8 +16,8 @@ def team_lookup(value: str) -> Team:
         raise CommandError(f"{len(teams)} teams are named {value!r} (ids {ids}): pass --team with the id instead.")
     if teams:
         return teams[0]
-    if value.isdigit():
-        team = Team.objects.filter(pk=int(value)).first()
+    if parse_id(value):
+        team = Team.objects.filter(pk=parse_id(value)).first()
         if team:
             return team
     raise CommandError(f"No team is named {value!r} or has that id.")
@@ -26,8 +27,8 @@ def key_lookup(team: Team, value: str) -> ApiKey:
     """One of the team's keys, by its prefix (with or without the trailing …) or its id."""
     value = value.strip().rstrip("…").rstrip(".")
     keys = list(ApiKey.objects.filter(team=team, prefix=value)) if value else []
-    if not keys and value.isdigit():
-        keys = list(ApiKey.objects.filter(team=team, pk=int(value)))
+    if not keys and parse_id(value):
+        keys = list(ApiKey.objects.filter(team=team, pk=parse_id(value)))
     if not keys:
         raise CommandError(f"Team {team.name!r} has no key with prefix or id {value!r}.")
     if len(keys) > 1:
