@@ -4,9 +4,7 @@ import math
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.http import Http404
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -14,7 +12,7 @@ from rest_framework.views import APIView
 
 from . import ratelimit
 from .auth import BearerKeyAuthentication, HasApiKey
-from .errors import PayloadTooLarge, error_response
+from .errors import HANDLED, PayloadTooLarge, error_response
 from .models import IdempotencyRecord
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -99,7 +97,7 @@ class ApiView(APIView):
             return response
         try:
             response = handler()
-        except (exceptions.APIException, DjangoValidationError, Http404) as exc:
+        except HANDLED as exc:
             response = self.handle_exception(exc)
         except BaseException:  # a crash or a worker timeout (SystemExit) answered nothing: free the key
             IdempotencyRecord.objects.filter(pk=record.pk).delete()

@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from contacts.services import ContactConflict
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,6 +38,10 @@ def _flatten(detail, prefix: str = "") -> list[str]:
     return [f"{prefix}: {detail}" if prefix else str(detail)]
 
 
+# What the exception handler turns into an answer (anything else is a 500).
+HANDLED = (exceptions.APIException, DjangoValidationError, Http404, PermissionDenied, ContactConflict)
+
+
 def error_response(message: str, code: int, **extra) -> Response:
     return Response({"success": False, "message": message, **extra}, status=code)
 
@@ -48,6 +54,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) if str(exc) else "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, ContactConflict):
+        exc = Conflict(str(exc))
     response = drf_exception_handler(exc, context)
     if response is None:  # not an API error: a bug. Answer in the API's shape; the log has the traceback.
         logger.exception("API error", exc_info=exc)

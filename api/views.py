@@ -15,7 +15,6 @@ from accounts.models import Team
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
 from contacts.services import (
     STANDARD_FIELDS,
-    ContactConflict,
     contact_delete,
     contact_find,
     contact_property_create,
@@ -23,13 +22,13 @@ from contacts.services import (
     contact_upsert,
 )
 from loops.models import Event, TransactionalEmail
-from loops.sending import transactional_queue
-from loops.services import event_fire, event_name_validate
+from loops.sending import transactional_send
+from loops.services import event_name_validate, event_send
+from loopsync.ids import parse_id
 from webhooks.models import Delivery
 
 from . import serializers as s
 from .base import ApiView
-from .errors import Conflict
 from .models import SuppressionRemoval
 
 ERRORS = {code: s.ErrorSerializer for code in (400, 401, 404, 405, 409, 413, 415, 429)}
@@ -94,10 +93,6 @@ def _identify(request) -> Contact:
     return contact
 
 
-def _conflict(exc: ContactConflict) -> Conflict:
-    return Conflict(str(exc))
-
-
 def _page_size(request) -> int:
     raw = request.query_params.get("perPage", "20")
     if not (raw.isascii() and raw.isdecimal() and len(raw) < 4) or not PAGE_SIZES[0] <= int(raw) <= PAGE_SIZES[1]:
@@ -110,9 +105,12 @@ def _cursor(request) -> int | None:
     if not raw:
         return None
     try:
-        return int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+        last_id = parse_id(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise exceptions.ValidationError({"cursor": "Not a cursor from a previous page."}) from None
+        last_id = None
+    if last_id is None:
+        raise exceptions.ValidationError({"cursor": "Not a cursor from a previous page."})
+    return last_id
 
 
 def _encode_cursor(last_id: int) -> str:
@@ -149,18 +147,15 @@ class ContactCreateView(ApiView):
         fields.setdefault("source", "")
         if not fields["source"]:
             fields.pop("source")
-        try:
-            contact, _ = contact_upsert(
-                team=self.team,
-                email=validated["email"],
-                user_id=validated.get("userId") or "",
-                fields=fields,
-                properties=custom,
-                mailing_lists=validated.get("mailingLists"),
-                create_only=True,
-            )
-        except ContactConflict as exc:
-            raise _conflict(exc) from None
+        contact, _ = contact_upsert(
+            team=self.team,
+            email=validated["email"],
+            user_id=validated.get("userId") or "",
+            fields=fields,
+            properties=custom,
+            mailing_lists=validated.get("mailingLists"),
+            create_only=True,
+        )
         return Response({"success": True, "id": str(contact.pk)})
 
 
@@ -173,17 +168,14 @@ class ContactUpdateView(ApiView):
             raise exceptions.ValidationError("Give an email or a userId.")
         if not fields.get("source"):
             fields.pop("source", None)
-        try:
-            contact, _ = contact_upsert(
-                team=self.team,
-                email=validated.get("email") or "",
-                user_id=validated.get("userId") or "",
-                fields=fields,
-                properties=custom,
-                mailing_lists=validated.get("mailingLists"),
-            )
-        except ContactConflict as exc:
-            raise _conflict(exc) from None
+        contact, _ = contact_upsert(
+            team=self.team,
+            email=validated.get("email") or "",
+            user_id=validated.get("userId") or "",
+            fields=fields,
+            properties=custom,
+            mailing_lists=validated.get("mailingLists"),
+        )
         return Response({"success": True, "id": str(contact.pk)})
 
 
@@ -241,10 +233,7 @@ class ContactPropertiesView(ApiView):
     def post(self, request):
         params = s.PropertyCreateSerializer(data=self.data_object())
         params.is_valid(raise_exception=True)
-        try:
-            contact_property_create(team=self.team, **params.validated_data)
-        except ContactConflict as exc:
-            raise _conflict(exc) from None
+        contact_property_create(team=self.team, **params.validated_data)
         return Response({"success": True})
 
 
@@ -324,19 +313,16 @@ class EventSendView(ApiView):
             raise exceptions.ValidationError("Give an email or a userId.")
         if not fields.get("source"):
             fields.pop("source", None)
-        with transaction.atomic():
-            try:
-                contact, _ = contact_upsert(
-                    team=self.team,
-                    email=email,
-                    user_id=user_id,
-                    fields=fields,
-                    properties=custom,
-                    mailing_lists=validated.get("mailingLists"),
-                )
-            except ContactConflict as exc:
-                raise _conflict(exc) from None
-            event_fire(team=self.team, contact=contact, name=name, properties=properties, source="API")
+        event_send(
+            team=self.team,
+            name=name,
+            properties=properties,
+            email=email,
+            user_id=user_id,
+            contact_fields=fields,
+            contact_properties=custom,
+            mailing_lists=validated.get("mailingLists"),
+        )
         return Response({"success": True})
 
 
@@ -358,19 +344,12 @@ class TransactionalView(ApiView):
         transactional = TransactionalEmail.objects.filter(team=self.team, public_id=data["transactionalId"]).first()
         if transactional is None:
             raise exceptions.NotFound("Transactional email not found.")
-        with transaction.atomic():
-            contact = contact_find(team=self.team, email=data["email"])
-            if contact is None and data.get("addToAudience"):
-                try:
-                    contact, _ = contact_upsert(team=self.team, email=data["email"])
-                except ContactConflict as exc:
-                    raise _conflict(exc) from None
-            transactional_queue(
-                transactional=transactional,
-                to_email=data["email"],
-                contact=contact,
-                data=data.get("dataVariables") or {},
-            )
+        transactional_send(
+            transactional=transactional,
+            to_email=data["email"],
+            data=data.get("dataVariables") or {},
+            add_to_audience=data.get("addToAudience", False),
+        )
         return Response({"success": True})
 
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
-from contacts.services import contact_set_subscribed
+from contacts.services import contact_find, contact_set_subscribed, contact_upsert
 from loopsync.drain import drain
 from loopsync.wakeup import wake
 
@@ -388,6 +388,16 @@ def emails_sweep() -> dict[str, int]:
 
 
 # --- transactional email -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def transactional_send(*, transactional, to_email: str, data: dict, add_to_audience: bool = False) -> EmailMessage:
+    """The API's `transactional`: queue `transactional` to `to_email`, linked to its contact when there is
+    one (created first when `add_to_audience`)."""
+    contact = contact_find(team=transactional.team, email=to_email)
+    if contact is None and add_to_audience:
+        contact, _ = contact_upsert(team=transactional.team, email=to_email)
+    return transactional_queue(transactional=transactional, to_email=to_email, contact=contact, data=data)
 
 
 def transactional_queue(*, transactional, to_email: str, contact: Contact | None, data: dict) -> EmailMessage:

@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from accounts.models import Team
 from contacts.models import Contact
+from contacts.services import contact_upsert
 from loopsync.wakeup import wake
 
 from .models import Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
@@ -68,6 +69,33 @@ def event_fire(
             raise
         return FireResult(event=Event.objects.get(team=team, idempotency_key=idempotency_key), created=False)
     return FireResult(event=event, created=True)
+
+
+@transaction.atomic
+def event_send(
+    *,
+    team: Team,
+    name: str,
+    properties: dict[str, Any] | None = None,
+    email: str = "",
+    user_id: str = "",
+    contact_fields: dict[str, Any] | None = None,
+    contact_properties: dict[str, Any] | None = None,
+    mailing_lists: dict[str, bool] | None = None,
+    source: str = "API",
+) -> FireResult:
+    """An event for the contact with this userId or email, created when missing and updated with the
+    given fields, properties and lists, all or nothing (the API's `events/send`). Raises what
+    `contact_upsert` raises."""
+    contact, _ = contact_upsert(
+        team=team,
+        email=email,
+        user_id=user_id,
+        fields=contact_fields,
+        properties=contact_properties,
+        mailing_lists=mailing_lists,
+    )
+    return event_fire(team=team, contact=contact, name=name, properties=properties, source=source)
 
 
 def contact_added(*, contact: Contact) -> list[LoopRun]:

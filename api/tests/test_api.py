@@ -1,5 +1,6 @@
 """The v1 API: each endpoint's success, its errors, and that a key only ever reaches its own team."""
 
+import base64
 import json
 
 import pytest
@@ -330,7 +331,8 @@ def test_list_events_filters_and_pages(api, team, ada):
     assert len(named["data"]) == 12 and {e["eventName"] for e in named["data"]} == {"seen"}
     assert named["data"][0]["email"] == ada.email and named["data"][0]["userId"] == "u-ada"
     assert body(api.get("/api/v1/events", {"after": timezone.now().isoformat()}))["data"] == []
-    for params in ({"after": "yesterday"}, {"perPage": 5}, {"cursor": "%%%"}, {"name": "a\x00"}):
+    huge = base64.urlsafe_b64encode(b"9" * 30).decode()
+    for params in ({"after": "yesterday"}, {"perPage": 5}, {"cursor": "%%%"}, {"cursor": huge}, {"name": "a\x00"}):
         assert_error(api.get("/api/v1/events", params), 400)
 
 
