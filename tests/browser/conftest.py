@@ -12,7 +12,6 @@ thread and the worker thread have no event loop, so the app itself is unaffected
 """
 
 import importlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -85,17 +84,20 @@ def chromium_browser(chromium, pipeline):
 
 
 @pytest.fixture
-def shots():
-    """Saves full-page screenshots as test-artifacts/browser/NN-name.png, numbered in order."""
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
+def shots(request):
+    """Saves full-page screenshots as test-artifacts/browser/NN-name.png, numbered in order (a test module
+    with SHOTS_FOLDER = "x" saves them in test-artifacts/browser/x/)."""
+    folder = ARTIFACTS / getattr(request.module, "SHOTS_FOLDER", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
 
     class Shots:
         count = 0
 
         def __call__(self, page, name: str) -> Path:
             self.count += 1
-            path = ARTIFACTS / f"{self.count:02d}-{name}.png"
+            path = folder / f"{self.count:02d}-{name}.png"
             page.wait_for_load_state()  # after a click that navigated: the new page, styles and all
             page.screenshot(path=str(path), full_page=True)
             return path
