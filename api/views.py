@@ -13,10 +13,10 @@ from rest_framework.response import Response
 
 from accounts.models import Team
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
+from contacts.selectors import contact_find
 from contacts.services import (
     STANDARD_FIELDS,
     contact_delete,
-    contact_find,
     contact_property_create,
     contact_set_subscribed,
     contact_upsert,

@@ -1,7 +1,6 @@
 import json
 
 from django import forms
-from django.db.models.functions import Lower
 
 from .models import Contact, MailingList
 
@@ -61,11 +60,7 @@ class ContactForm(forms.ModelForm):
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()
-        taken = (
-            Contact.objects.annotate(email_lower=Lower("email"))
-            .filter(team=self.team, email_lower=email.lower())
-            .exclude(pk=self.instance.pk)
-        )
+        taken = Contact.objects.filter(team=self.team).with_email(email).exclude(pk=self.instance.pk)
         if taken.exists():
             raise forms.ValidationError("A contact with this email is already in your audience.")
         return email

@@ -5,6 +5,13 @@ from django.db.models.functions import Lower
 from accounts.models import Team
 
 
+class ContactQuerySet(models.QuerySet):
+    def with_email(self, email: str) -> "ContactQuerySet":
+        """Contacts with this email, in any case: `Lower(email)` is what the team's unique index holds,
+        so with a team filter this is an index look-up."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
+
+
 class Contact(models.Model):
     """One person in a team's Audience. Matched by email, case-insensitively, within the team."""
 
@@ -22,6 +29,8 @@ class Contact(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ContactQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -113,3 +113,13 @@ def audience_sources(*, team: Team) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(query, [team.pk, team.pk, SOURCES_MAX])
         return [row[0] for row in cursor.fetchall()]
+
+
+def contact_find(*, team: Team, email: str = "", user_id: str = "") -> Contact | None:
+    """The team's contact with this userId, or else with this email (in any case)."""
+    contacts = Contact.objects.filter(team=team)
+    if user_id:
+        return contacts.filter(user_id=user_id).first()
+    if email:
+        return contacts.with_email(email).first()
+    return None

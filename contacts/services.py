@@ -28,12 +28,7 @@ def name_split(full_name: str | None) -> tuple[str, str]:
 
 
 def _locked(team: Team, email: str) -> Contact | None:
-    return (
-        Contact.objects.select_for_update()
-        .annotate(email_lower=Lower("email"))
-        .filter(team=team, email_lower=email.lower())
-        .first()
-    )
+    return Contact.objects.select_for_update().filter(team=team).with_email(email).first()
 
 
 @dataclass(frozen=True)
@@ -218,15 +213,6 @@ class ContactConflict(Exception):
     """The email or userId belongs to another contact."""
 
 
-def contact_find(*, team: Team, email: str = "", user_id: str = "") -> Contact | None:
-    contacts = Contact.objects.filter(team=team)
-    if user_id:
-        return contacts.filter(user_id=user_id).first()
-    if email:
-        return contacts.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower()).first()
-    return None
-
-
 def _property_type(value: Any) -> str:
     if isinstance(value, bool):
         return ContactProperty.Type.BOOLEAN
@@ -350,9 +336,7 @@ def contact_upsert(
 def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only) -> tuple[Contact, bool]:
     locked = Contact.objects.select_for_update()
     by_user = locked.filter(team=team, user_id=user_id).first() if user_id else None
-    by_email = (
-        locked.alias(email_lower=Lower("email")).filter(team=team, email_lower=email.lower()).first() if email else None
-    )
+    by_email = locked.filter(team=team).with_email(email).first() if email else None
     if create_only and (by_user or by_email):
         raise ContactConflict("Email or userId is already on list.")
     if by_user and by_email and by_user.pk != by_email.pk:

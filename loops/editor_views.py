@@ -12,13 +12,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from contacts.selectors import contact_find
 from loopsync.ids import parse_id
 from webhooks.selectors import trigger_name_suggestions
 
 from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
 from .models import Loop, LoopStep
-from .rendering import email_render, template_check
+from .rendering import EMAIL_TEMPLATE_FIELDS, email_preview
 from .sending import email_send_test
 
 logger = logging.getLogger(__name__)
@@ -179,45 +180,11 @@ def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
 
 def _preview(loop: Loop, form, preview_email: str) -> dict:
     """The email as the chosen contact would get it, from the form's current (unsaved) values."""
-    contact = selectors.contact_by_email(team=loop.team, email=preview_email)
-    step = _draft_step(form)
-    errors = _template_errors(step)
-    if errors:
-        return {"errors": errors, "contact": contact, "missing": bool(preview_email.strip()) and contact is None}
-    context = selectors.preview_context(loop=loop, contact=contact)
-    rendered = email_render(
-        subject=step.subject,
-        preview_text=step.preview_text,
-        body=step.body,
-        context={**context, "unsubscribe_url": "#"},
-    )
-    return {
-        "rendered": rendered,
-        "contact": contact,
-        "missing": bool(preview_email.strip()) and contact is None,
-        "to": contact.email if contact else context["contact"]["email"],
-    }
-
-
-def _draft_step(form) -> LoopStep:
-    """A step from the form's raw values, valid or not: the preview shows work in progress."""
-    data = form.data if form.is_bound else {}
-    initial = form.instance
-    values = {
-        name: data.get(name, getattr(initial, name) if not form.is_bound else "")
-        for name in ("subject", "preview_text", "body", "from_name", "from_email", "reply_to")
-    }
-    return LoopStep(kind=LoopStep.Kind.EMAIL, **values)
-
-
-def _template_errors(step: LoopStep) -> list[str]:
-    errors = []
-    for name in ("subject", "preview_text", "body"):
-        try:
-            template_check(getattr(step, name), field=name.replace("_", " "))
-        except ValidationError as exc:
-            errors.extend(exc.messages)
-    return errors
+    contact = contact_find(team=loop.team, email=preview_email)
+    values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in EMAIL_TEMPLATE_FIELDS}
+    context = {**selectors.preview_context(loop=loop, contact=contact), "unsubscribe_url": "#"}
+    preview = email_preview(values=values, context=context)
+    return {**preview, "missing": bool(preview_email.strip()) and contact is None}
 
 
 @login_required
@@ -256,7 +223,7 @@ def _send_test(request: HttpRequest, loop: Loop, form, preview_email: str) -> di
         return {"ok": False, "text": "Your account has no email address to send a test to."}
     if not form.is_valid():
         return {"ok": False, "text": "Fix the errors in the email first: nothing was sent."}
-    contact = selectors.contact_by_email(team=loop.team, email=preview_email)
+    contact = contact_find(team=loop.team, email=preview_email)
     context = selectors.preview_context(loop=loop, contact=contact)
     try:
         email_send_test(step=form.instance, context=context, to=to)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.models import Team
 from contacts.models import Contact
 
-from .rendering import template_check
+from .rendering import EMAIL_TEMPLATE_FIELDS, templates_check
 
 
 class Event(models.Model):
@@ -168,11 +168,8 @@ class LoopStep(models.Model):
         if self.kind == self.Kind.EMAIL:
             check("subject", bool(self.subject.strip()), "An email needs a subject.")
             check("body", bool(self.body.strip()), "An email needs a body.")
-            for name in ("subject", "preview_text", "body"):
-                try:
-                    template_check(getattr(self, name), field=name.replace("_", " "))
-                except ValidationError as exc:
-                    errors.setdefault(name, []).extend(exc.messages)
+            for name, messages in templates_check(**{f: getattr(self, f) for f in EMAIL_TEMPLATE_FIELDS}).items():
+                errors.setdefault(name, []).extend(messages)
         elif self.kind == self.Kind.TIMER:
             check("delay_value", self.delay_value > 0, "A timer waits at least 1 " + self.delay_unit.rstrip("s") + ".")
             check("delay_value", self._within_a_year(), "A timer waits at most a year.")
@@ -325,12 +322,7 @@ class TransactionalEmail(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
-        for name in ("subject", "preview_text", "body"):
-            try:
-                template_check(getattr(self, name), field=name.replace("_", " "))
-            except ValidationError as exc:
-                errors.setdefault(name, []).extend(exc.messages)
+        errors = templates_check(**{field: getattr(self, field) for field in EMAIL_TEMPLATE_FIELDS})
         if errors:
             raise ValidationError(errors)
 

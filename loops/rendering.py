@@ -138,3 +138,28 @@ def email_render(*, subject: str, preview_text: str, body: str, context: dict[st
     )
     text = body_text + (f"\n--\nUnsubscribe: {unsubscribe_url}\n" if unsubscribe_url else "")
     return Rendered(subject=subject_text, preview_text=preview, html=html, text=text)
+
+
+EMAIL_TEMPLATE_FIELDS = ("subject", "preview_text", "body")
+
+
+def templates_check(**sources: str) -> dict[str, list[str]]:
+    """`{field: [messages]}` for each template among `sources` (field=source) that cannot be used."""
+    errors: dict[str, list[str]] = {}
+    for field, source in sources.items():
+        try:
+            template_check(source, field=field.replace("_", " "))
+        except ValidationError as exc:
+            errors[field] = exc.messages
+    return errors
+
+
+def email_preview(*, values: dict[str, str], context: dict[str, Any], problems: list[str] = ()) -> dict[str, Any]:
+    """What the editors' preview pane shows for the unsaved `values` (subject, preview_text, body):
+    `{"errors": [...]}` when a template cannot render (or `problems` says why not), else the rendered
+    email and whom it is for."""
+    sources = {field: values.get(field) or "" for field in EMAIL_TEMPLATE_FIELDS}
+    errors = [message for messages in templates_check(**sources).values() for message in messages] + list(problems)
+    if errors:
+        return {"errors": errors}
+    return {"rendered": email_render(**sources, context=context), "to": context["contact"]["email"]}

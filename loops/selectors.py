@@ -1,7 +1,6 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from django.db.models.functions import Lower
 
 from accounts.models import Team
 from contacts.models import Contact
@@ -43,11 +42,3 @@ def preview_contacts(*, team: Team, limit: int = 20) -> list[str]:
     """Emails to offer in the preview's contact picker: the newest contacts."""
     newest = Contact.objects.filter(team=team).order_by("-created_at", "-id")
     return list(newest.values_list("email", flat=True)[:limit])
-
-
-def contact_by_email(*, team: Team, email: str) -> Contact | None:
-    email = email.strip()
-    if not email:
-        return None
-    # Lower(email) is what the team's unique index holds, so this is an index look-up.
-    return Contact.objects.alias(email_lower=Lower("email")).filter(team=team, email_lower=email.lower()).first()

@@ -22,7 +22,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
-from contacts.services import contact_find, contact_set_subscribed, contact_upsert
+from contacts.selectors import contact_find
+from contacts.services import contact_set_subscribed, contact_upsert
 from loopsync.drain import drain
 from loopsync.wakeup import wake
 

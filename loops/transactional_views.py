@@ -4,18 +4,18 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from contacts.selectors import contact_find
 
 from . import selectors, services
 from .forms import TransactionalForm
 from .models import EmailMessage, TransactionalEmail
-from .rendering import SAMPLE_CONTEXT, contact_context, email_render, template_check
+from .rendering import EMAIL_TEMPLATE_FIELDS, SAMPLE_CONTEXT, contact_context, email_preview
 
 
 def _transactional(request: HttpRequest, pk: int) -> TransactionalEmail:
@@ -107,29 +107,20 @@ def transactional_preview(request: HttpRequest) -> HttpResponse:
 
 
 def _preview(request, form, preview_data: str, preview_email: str) -> dict:
-    values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in ("subject", "preview_text", "body")}
-    subject, preview_text, body = (values.get(f, "") or "" for f in ("subject", "preview_text", "body"))
-    contact = selectors.contact_by_email(team=request.team, email=preview_email) if request.team else None
-    missing = bool(preview_email.strip()) and contact is None
-    errors = []
-    for name, source in (("subject", subject), ("preview text", preview_text), ("body", body)):
-        try:
-            template_check(source, field=name)
-        except ValidationError as exc:
-            errors.extend(exc.messages)
+    values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in EMAIL_TEMPLATE_FIELDS}
+    contact = contact_find(team=request.team, email=preview_email) if request.team else None
+    problems = []
     try:
         data = json.loads(preview_data) if preview_data.strip() else {}
         if not isinstance(data, dict):
             raise ValueError
     except ValueError:
-        errors.append("The preview data is not a JSON object.")
+        problems.append("The preview data is not a JSON object.")
         data = {}
-    if errors:
-        return {"errors": errors, "missing": missing}
     context = {
         "contact": contact_context(contact) if contact else SAMPLE_CONTEXT["contact"],
         "data": data,
         "unsubscribe_url": "",
     }
-    rendered = email_render(subject=subject, preview_text=preview_text, body=body, context=context)
-    return {"rendered": rendered, "missing": missing, "to": context["contact"]["email"]}
+    preview = email_preview(values=values, context=context, problems=problems)
+    return {**preview, "missing": bool(preview_email.strip()) and contact is None}

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Team
@@ -270,8 +269,8 @@ def endpoint_test_send(*, endpoint: Endpoint, event_type: str, email: str, name:
     # test never rewrites a real customer's link. A new contact gets a test id, which the first real
     # event for the email replaces.
     existing = (
-        Contact.objects.alias(email_lower=Lower("email"))
-        .filter(team_id=endpoint.team_id, email_lower=email.lower())
+        Contact.objects.filter(team_id=endpoint.team_id)
+        .with_email(email)
         .exclude(stripe_customer_id="")
         .values_list("stripe_customer_id", flat=True)
         .first()
