@@ -77,6 +77,36 @@ def logged_in(client, user):
 
 
 @pytest.fixture
+def member(team):
+    """A plain member of `team`: sees everything, changes no setting (healthchecks' read-only "bob")."""
+    user = get_user_model().objects.create_user("member", "member@acme.test")  # no password: force_login, no hashing
+    membership_add(team=team, user=user, role=Membership.Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def team_admin(team):
+    """An admin of `team`: changes its settings, but not roles (pytest-django's `admin_user` is a superuser)."""
+    user = get_user_model().objects.create_user("teamadmin", "admin@acme.test")
+    membership_add(team=team, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def as_member(client, member):
+    """The test client, logged in as a plain member of `team`."""
+    client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def as_admin(client, team_admin):
+    """The test client, logged in as an admin of `team`."""
+    client.force_login(team_admin)
+    return client
+
+
+@pytest.fixture
 def outsider(other_team):
     user = get_user_model().objects.create_user("outsider", "outsider@globex.test", "pw-outsider-123")
     membership_add(team=other_team, user=user, role=Membership.Role.OWNER)
@@ -95,6 +125,14 @@ def make_endpoint():
 @pytest.fixture
 def endpoint(team, make_endpoint):
     return make_endpoint(team, triggers={"invoice.payment_failed": "failedPayment"})
+
+
+def livemode(body: str, live: bool = True) -> str:
+    """A fixture's event as Stripe would send it in the other mode: most fixtures are test-mode events
+    (`livemode: false`), which a live endpoint ignores."""
+    payload = json.loads(body)
+    payload["livemode"] = live
+    return json.dumps(payload)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Invitation, Membership, Team
+from .models import Invitation, Membership, SenderDomain, Team
 
 
 class MembershipInline(admin.TabularInline):
@@ -26,6 +26,26 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "team", "invited_by", "created_at", "accepted_at"]
+    list_display = ["email", "team", "role", "invited_by", "created_at", "accepted_at"]
     search_fields = ["email", "team__name"]
-    readonly_fields = ["token", "created_at", "accepted_at", "accepted_by"]
+    # The token is the invitation itself: whoever sees it could join as the invitee's email. Never shown.
+    exclude = ["token"]
+    readonly_fields = ["created_at", "accepted_at", "accepted_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # invitations are sent from the Team page, which mails the link
+
+
+@admin.register(SenderDomain)
+class SenderDomainAdmin(admin.ModelAdmin):
+    list_display = ["domain", "team", "verified_at", "last_checked_at"]
+    search_fields = ["domain", "team__name"]
+    readonly_fields = [
+        "token",
+        "created_at",
+        "verified_at",
+        "last_checked_at",
+        "last_error",
+        "check_requested_at",
+        "check_pending",
+    ]

@@ -1,6 +1,5 @@
 """What every /api/v1/ view shares: the key, the rate limit, the body limit, idempotency."""
 
-import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,10 +9,13 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loopsync import jsonsafe
+
 from . import ratelimit
 from .auth import BearerKeyAuthentication, HasApiKey
 from .errors import HANDLED, PayloadTooLarge, error_response
 from .models import IdempotencyRecord
+from .parsers import MAX_DEPTH
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # A claim older than this with no answer belongs to a request that died (longer than any worker timeout).
@@ -62,9 +64,9 @@ class ApiView(APIView):
         data = self.request.data
         if not isinstance(data, dict):
             raise exceptions.ValidationError("The body must be a JSON object.")
-        bad = _bad_value(data)
+        bad = jsonsafe.find(data, max_depth=MAX_DEPTH)
         if bad is not None:
-            raise exceptions.ValidationError({_printable(bad[0]) or "body": bad[1]})
+            raise exceptions.ValidationError({bad[0] or "body": bad[1]})
         return data
 
     def dispatch_idempotent(self, handler):
@@ -118,26 +120,3 @@ class ApiView(APIView):
 def _printable(text: str) -> str:
     """A name quoted back in an error message, without the null character that made it wrong."""
     return text.replace("\x00", "\\u0000")
-
-
-def _bad_value(value, path: str = "") -> tuple[str, str] | None:
-    """(path, reason) for the first value PostgreSQL would refuse: a null character in a key or a string,
-    or a number JSON cannot hold (1e999 parses to infinity)."""
-    if isinstance(value, str):
-        return (path, "Null characters are not allowed.") if "\x00" in value else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return path, "The number is out of range."
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return child, "Null characters are not allowed."
-            found = _bad_value(item, child)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _bad_value(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None

@@ -11,6 +11,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from contacts.services import ContactConflict
 
+from .parsers import TOO_DEEP
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,7 +65,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         message = "; ".join(_flatten(exc.detail)) or "The request is not valid."
     elif isinstance(exc, exceptions.ParseError):
-        message = "The body is not valid JSON."
+        message = TOO_DEEP if str(exc.detail) == TOO_DEEP else "The body is not valid JSON."
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         message = "Invalid API key"
     else:

@@ -17,9 +17,16 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The form that created it (Settings → API): posting that form again never makes a second key.
+    request_id = models.CharField(max_length=32, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["team", "-created_at"], name="apikey_team_created_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "request_id"], condition=~Q(request_id=""), name="apikey_team_request_uniq"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

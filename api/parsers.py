@@ -1,7 +1,10 @@
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from loopsync import jsonsafe
+
 MAX_DEPTH = 32
+TOO_DEEP = f"The body is not valid JSON for this API: it is nested more than {MAX_DEPTH} levels deep (the API's limit)."
 
 
 class JSONParser(parsers.JSONParser):
@@ -11,18 +14,7 @@ class JSONParser(parsers.JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
-        if _depth(data) > MAX_DEPTH:
-            raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels.")
+            raise ParseError(TOO_DEEP) from None
+        if jsonsafe.depth_exceeds(data, MAX_DEPTH):
+            raise ParseError(TOO_DEEP)
         return data
-
-
-def _depth(value) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest

@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,15 +29,33 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_key_create(*, team: Team, name: str, created_by=None) -> NewKey:
+class KeyCreatedAlready(Exception):
+    """This form made its key already (a reload posted it again): the key was shown once, and is not again."""
+
+    def __init__(self, api_key: ApiKey):
+        super().__init__(f"{api_key.name} ({api_key.prefix}…) was created already.")
+        self.api_key = api_key
+
+
+def api_key_create(*, team: Team, name: str, created_by=None, request_id: str = "") -> NewKey:
+    """A new key, whose full value exists only in the returned NewKey. `request_id` (the creating form's)
+    makes a repeat of the same form raise KeyCreatedAlready instead of making a second key."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey.objects.create(
-        team=team,
-        name=name.strip() or "API key",
-        prefix=key[: len(KEY_PREFIX) + 6],
-        key_hash=key_hash(key),
-        created_by=created_by,
-    )
+    try:
+        with transaction.atomic():
+            api_key = ApiKey.objects.create(
+                team=team,
+                name=name.strip() or "API key",
+                prefix=key[: len(KEY_PREFIX) + 6],
+                key_hash=key_hash(key),
+                created_by=created_by,
+                request_id=request_id,
+            )
+    except IntegrityError:
+        first = ApiKey.objects.filter(team=team, request_id=request_id).first() if request_id else None
+        if first is None:
+            raise
+        raise KeyCreatedAlready(first) from None
     return NewKey(api_key=api_key, key=key)
 
 

@@ -6,11 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 
+from accounts.decorators import team_admin_required
 from accounts.selectors import team_object_or_404
+from loopsync.site import absolute_url
 
 from .forms import ApiKeyForm
 from .models import ApiKey
-from .services import api_key_create, api_key_revoke
+from .services import KeyCreatedAlready, api_key_create, api_key_revoke
 
 
 def _render_list(request: HttpRequest, *, form: ApiKeyForm | None = None, status: int = 200) -> HttpResponse:
@@ -23,7 +25,7 @@ def _render_list(request: HttpRequest, *, form: ApiKeyForm | None = None, status
     return render(
         request,
         "api/api_keys.html",
-        {"keys": keys, "form": form or ApiKeyForm(), "api_base": request.build_absolute_uri("/api/")},
+        {"keys": keys, "form": form or ApiKeyForm(), "api_base": absolute_url("/api/")},
         status=status,
     )
 
@@ -33,7 +35,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
     return _render_list(request)
 
 
-@login_required
+@team_admin_required  # logged in, and an owner or admin of the current team
 def key_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return redirect("api-settings:list")
@@ -42,18 +44,31 @@ def key_create(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         return _render_list(request, form=form, status=400)
-    new = api_key_create(team=request.team, name=form.cleaned_data["name"], created_by=request.user)
+    try:
+        new = api_key_create(
+            team=request.team,
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+            request_id=form.cleaned_data["request_id"],
+        )
+    except KeyCreatedAlready as exc:  # the page that showed the key was reloaded: no second key, no key shown
+        messages.info(
+            request,
+            f"{exc.api_key.name} ({exc.api_key.prefix}…) was created already, and its key shown once. "
+            "If you did not copy it, revoke it and create another.",
+        )
+        return redirect("api-settings:list")
     # No redirect, no session, no message: the full key exists only in this response, which no cache keeps.
     response = render(
         request,
         "api/api_key_created.html",
-        {"api_key": new.api_key, "key": new.key, "api_base": request.build_absolute_uri("/api/")},
+        {"api_key": new.api_key, "key": new.key, "api_base": absolute_url("/api/")},
     )
     add_never_cache_headers(response)
     return response
 
 
-@login_required
+@team_admin_required
 def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     api_key = team_object_or_404(ApiKey, request.team, pk=pk)
     if request.method == "POST":

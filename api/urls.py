@@ -1,5 +1,7 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+from loopsync.csp import redoc_policy
 
 from . import views
 from .errors import not_found
@@ -26,7 +28,9 @@ urlpatterns = [
     *route("v1/events", views.EventListView, "events"),
     *route("v1/webhooks/deliveries", views.DeliveryListView, "deliveries"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # The split view serves Swagger UI's start-up script as a file (?script): the CSP forbids inline script.
+    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    # ReDoc writes its <style> elements at run time: see loopsync/csp.py.
+    re_path(r"^redoc/?$", redoc_policy(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     re_path(r"^.*$", not_found),
 ]

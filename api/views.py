@@ -2,8 +2,11 @@
 
 import base64
 import binascii
+import math
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -71,10 +74,11 @@ def _split(data: dict, serializer_class) -> tuple[dict, dict, dict]:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     known = set(serializer.fields)
+    # `null` clears a text field; `subscribed` has no empty value, so there `null` is the same as leaving it out.
     fields = {
         STANDARD_FIELDS[name]: ("" if value is None else value)
         for name, value in serializer.validated_data.items()
-        if name in STANDARD_FIELDS and name not in {"email", "userId"}
+        if name in STANDARD_FIELDS and name not in {"email", "userId"} and not (name == "subscribed" and value is None)
     }
     custom = {key: value for key, value in data.items() if key not in known}
     return serializer.validated_data, fields, custom
@@ -115,6 +119,11 @@ def _cursor(request) -> int | None:
 
 def _encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def _loops_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as Loops writes it: 2025-02-02T02:56:28.845Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _page(queryset, request) -> tuple[list, dict]:
@@ -271,7 +280,7 @@ class ContactSuppressionView(ApiView):
             quota = _quota(self.team)
             if quota["remaining"] <= 0:
                 raise exceptions.Throttled(detail="No suppression removals left in the last 30 days.")
-            contact_set_subscribed(contact=contact, subscribed=True)
+            contact_set_subscribed(contact=contact, subscribed=True, by=Contact.UnsubscribedBy.API)
             SuppressionRemoval.objects.create(team=self.team, contact_id=contact.pk)
         return Response(
             {"success": True, "message": "Email removed from suppression list.", "removalQuota": _quota(self.team)}
@@ -301,13 +310,13 @@ class EventSendView(ApiView):
     def _send(self):
         data = self.data_object()
         validated, fields, custom = _split(data, s.EventSendSerializer)
-        name = event_name_validate(validated["eventName"])
+        try:
+            name = event_name_validate(validated["eventName"])
+        except DjangoValidationError as error:
+            raise exceptions.ValidationError({"eventName": error.messages}) from None
         if not name:
             raise exceptions.ValidationError({"eventName": "Name the event."})
         properties = validated.get("eventProperties") or {}
-        bad = [k for k, v in properties.items() if isinstance(v, dict | list)]
-        if bad:
-            raise exceptions.ValidationError({f"eventProperties.{bad[0]}": "A value is text, a number or true/false."})
         email, user_id = validated.get("email") or "", validated.get("userId") or ""
         if not email and not user_id:
             raise exceptions.ValidationError("Give an email or a userId.")
@@ -327,6 +336,42 @@ class EventSendView(ApiView):
 
 
 class TransactionalView(ApiView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("perPage", OpenApiTypes.INT, required=False, description="From 10 to 50; 20 if absent."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, required=False, description="`pagination.nextCursor`."),
+        ],
+        responses={200: s.TransactionalPageSerializer, **ERRORS},
+        summary="List transactional emails",
+        description="The team's transactional emails, newest first, in Loops' shape.",
+    )
+    def get(self, request):
+        emails = TransactionalEmail.objects.filter(team=self.team)
+        rows, page = _page(emails.only("public_id", "name", "updated_at", "required_variables"), request)
+        total = emails.count()
+        next_page = None
+        if page["nextCursor"]:
+            query = urlencode({"cursor": page["nextCursor"], "perPage": page["perPage"]})
+            next_page = request.build_absolute_uri(f"{request.path}?{query}")
+        pagination = {
+            "totalResults": total,
+            "returnedResults": page["returnedResults"],
+            "perPage": page["perPage"],
+            "totalPages": math.ceil(total / page["perPage"]),
+            "nextCursor": page["nextCursor"],
+            "nextPage": next_page,
+        }
+        data = [
+            {
+                "id": t.public_id,
+                "name": t.name,
+                "lastUpdated": _loops_time(t.updated_at),
+                "dataVariables": list(t.required_variables or []),
+            }
+            for t in rows
+        ]
+        return Response({"pagination": pagination, "data": data})
+
     @extend_schema(
         request=s.TransactionalSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False)],
@@ -348,7 +393,7 @@ class TransactionalView(ApiView):
             transactional=transactional,
             to_email=data["email"],
             data=data.get("dataVariables") or {},
-            add_to_audience=data.get("addToAudience", False),
+            add_to_audience=bool(data.get("addToAudience")),
         )
         return Response({"success": True})
 
@@ -366,7 +411,8 @@ class EventListView(ApiView):
         summary="The team's events, newest first",
     )
     def get(self, request):
-        events = Event.objects.filter(team=self.team).select_related("contact")
+        # Live events only: the API works with live data (test-mode events are the app's "Test data").
+        events = Event.objects.filter(team=self.team, livemode=True).select_related("contact")
         email, name, after = (request.query_params.get(k, "").strip() for k in ("email", "name", "after"))
         if email:
             contact = contact_find(team=self.team, email=email)
@@ -380,6 +426,10 @@ class EventListView(ApiView):
                 raise exceptions.ValidationError({"after": "An ISO 8601 date and time."}) from None
             if timezone.is_naive(moment):
                 moment = timezone.make_aware(moment, UTC)
+            try:  # PostgreSQL takes offsets up to 15:59; Python's go to 23:59
+                moment = moment.astimezone(UTC)
+            except OverflowError:  # 0001-01-01T00:00-01:00 is before the first UTC moment
+                raise exceptions.ValidationError({"after": "A date and time from year 1 to 9999."}) from None
             events = events.filter(created_at__gt=moment)
         rows, pagination = _page(events, request)
         data = [
@@ -427,6 +477,7 @@ class DeliveryListView(ApiView):
                 "error": d.last_error,
                 "receivedAt": d.received_at.isoformat(),
                 "processedAt": d.processed_at.isoformat() if d.processed_at else None,
+                "livemode": d.livemode,
             }
             for d in rows
         ]

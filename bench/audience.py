@@ -44,6 +44,9 @@ ENV = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",  # required outside DEBUG; never contacted by these reads
     "CONN_MAX_AGE": "600",
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+    # Production settings over plain HTTP on this machine: no redirect to HTTPS.
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_COOKIES": "false",
     "LOG_LEVEL": "WARNING",
     "DJANGO_SETTINGS_MODULE": "loopsync.settings",
 }
@@ -97,7 +100,7 @@ piedpiper.net stark.dev wayne.co.uk"""
 # writes them (created_at is the time of the INSERT), so the table's physical order follows created_at and id.
 LOAD_SQL = """
 INSERT INTO contacts_contact (team_id, email, first_name, last_name, source, subscribed, user_group, user_id,
-    stripe_customer_id, stripe_event_created, properties, created_at, updated_at)
+    stripe_customer_id, stripe_event_created, properties, created_at, updated_at, livemode, unsubscribed_by)
 SELECT %(team)s,
        CASE g %% 5
            WHEN 0 THEN f || '.' || l
@@ -117,7 +120,9 @@ SELECT %(team)s,
        CASE WHEN src = 'stripe' THEN jsonb_build_object('plan', CASE WHEN g %% 3 = 0 THEN 'pro' ELSE 'basic' END)
             ELSE '{}'::jsonb END,
        created,
-       created
+       created,
+       true,
+       CASE WHEN unsub THEN 'team' ELSE '' END
 FROM (
     SELECT g,
            (%(first)s::text[])[1 + floor(power(random(), 1.5) * %(nfirst)s)::int] AS f,
@@ -316,7 +321,7 @@ AFTER_RE = re.compile(r'href="\?[^"]*?after=([A-Za-z0-9_\-]+)')
 
 def scenarios(team, n: int, rng: random.Random, client, url: str) -> list[Scenario]:
     from contacts.models import Contact
-    from contacts.selectors import _encode
+    from loopsync.keyset import cursor_encode
 
     ids = Contact.objects.filter(team=team).order_by("id").values_list("id", flat=True)
     low, high = ids.first(), ids.last()
@@ -351,7 +356,7 @@ def scenarios(team, n: int, rng: random.Random, client, url: str) -> list[Scenar
         if page >= 19:
             cursors.append(found.group(1))
     # Half-way and beyond: a cursor at a random contact is a random position in the list.
-    far = [_encode(c) for c in some_contacts(n)]
+    far = [cursor_encode(c.created_at, c.pk) for c in some_contacts(n)]
 
     return [
         Scenario("first page", [{} for _ in range(n)]),

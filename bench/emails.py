@@ -57,6 +57,9 @@ def main() -> int:
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
         "CONN_MAX_AGE": "600",
+        # Production settings over plain HTTP on this machine: no redirect to HTTPS.
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_COOKIES": "false",
         "LOG_LEVEL": "WARNING",
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "DJANGO_SETTINGS_MODULE": "loopsync.settings",

@@ -63,6 +63,9 @@ ENV = {
     "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
     "CONN_MAX_AGE": "600",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    # Production settings over plain HTTP on this machine: no redirect to HTTPS.
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_COOKIES": "false",
     "LOG_LEVEL": "WARNING",
     "BENCH_SIGNING_SECRET": SECRET,
     "PYTHONUNBUFFERED": "1",
@@ -328,7 +331,7 @@ def events(template: dict, tag: str, count: int) -> list[Signed]:
         n = f"{tag}{i:06d}"
         event = copy.deepcopy(template)
         customer = f"cus_bench_{n}"
-        event.update(id=f"evt_bench_{n}", created=now)
+        event.update(id=f"evt_bench_{n}", created=now, livemode=True)  # a live endpoint ignores test-mode events
         obj = event["data"]["object"]
         obj.update(id=customer, email=f"bench+{n}@example.com", name=f"Bench Customer {n}", created=now)
         obj["default_source"]["customer"] = customer

@@ -2,7 +2,10 @@ import json
 
 from django import forms
 
+from loopsync import jsonsafe
+
 from .models import Contact, MailingList
+from .services import RESUBSCRIBE_REFUSED, property_values_validate, resubscribe_refused
 
 
 class _FieldsExcept:
@@ -43,6 +46,10 @@ class ContactForm(forms.ModelForm):
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
+        if self.instance.pk and resubscribe_refused(self.instance):
+            # Shown, not offered: a disabled field keeps the saved value whatever is posted.
+            self.fields["subscribed"].disabled = True
+            self.fields["subscribed"].help_text = RESUBSCRIBE_REFUSED
         self.fields["mailing_lists"].queryset = MailingList.objects.filter(team=team)
         if self.instance.pk and not self.is_bound:
             self.initial["mailing_lists"] = list(
@@ -60,14 +67,25 @@ class ContactForm(forms.ModelForm):
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()
-        taken = Contact.objects.filter(team=self.team).with_email(email).exclude(pk=self.instance.pk)
+        taken = (
+            Contact.objects.filter(team=self.team, livemode=self.instance.livemode)
+            .with_email(email)
+            .exclude(pk=self.instance.pk)
+        )
         if taken.exists():
             raise forms.ValidationError("A contact with this email is already in your audience.")
         return email
 
+    def clean_subscribed(self) -> bool:
+        subscribed = self.cleaned_data["subscribed"]
+        if subscribed and self.instance.pk and resubscribe_refused(self.instance):
+            raise forms.ValidationError(RESUBSCRIBE_REFUSED)
+        return subscribed
+
     def clean_user_id(self):
         user_id = self.cleaned_data["user_id"].strip()
-        if user_id and Contact.objects.filter(team=self.team, user_id=user_id).exclude(pk=self.instance.pk).exists():
+        same_mode = Contact.objects.filter(team=self.team, livemode=self.instance.livemode, user_id=user_id)
+        if user_id and same_mode.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("Another contact has this user id.")
         return user_id
 
@@ -76,9 +94,17 @@ class ContactForm(forms.ModelForm):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+            value = jsonsafe.loads(raw, max_depth=2)
+        except jsonsafe.UnsafeJSON as exc:
+            raise forms.ValidationError(str(exc)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Properties are an object: {"name": value, …}.')
+        try:
+            property_values_validate(team=self.team, values=value)
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(
+                [f"{key}: {message}" for key, messages in exc.message_dict.items() for message in messages]
+                if hasattr(exc, "error_dict")
+                else exc.messages
+            ) from None
         return value

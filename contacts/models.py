@@ -6,14 +6,31 @@ from accounts.models import Team
 
 
 class ContactQuerySet(models.QuerySet):
+    def live(self) -> "ContactQuerySet":
+        """Live-mode contacts: what the Audience, the API and every send outside test mode work with."""
+        return self.filter(livemode=True)
+
     def with_email(self, email: str) -> "ContactQuerySet":
         """Contacts with this email, in any case: `Lower(email)` is what the team's unique index holds,
         so with a team filter this is an index look-up."""
         return self.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
 
 
+class UnsubscribedBy(models.TextChoices):
+    """Who unsubscribed a contact ("" for a subscribed one, or one unsubscribed before this was recorded)."""
+
+    LINK = "link", "the contact, with the unsubscribe link"
+    TEAM = "team", "a team member"
+    API = "api", "the API"
+
+
 class Contact(models.Model):
-    """One person in a team's Audience. Matched by email, case-insensitively, within the team."""
+    """One person in a team's Audience. Matched by email, case-insensitively, within the team and mode.
+
+    Stripe keeps test-mode and live-mode data apart, and so do we: a test-mode event syncs a test contact
+    (`livemode` false), and the same email can be both a live and a test contact of a team."""
+
+    UnsubscribedBy = UnsubscribedBy
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="contacts")
     email = models.EmailField(max_length=254)
@@ -21,6 +38,12 @@ class Contact(models.Model):
     last_name = models.CharField(max_length=150, blank=True)
     source = models.CharField(max_length=64, blank=True)
     subscribed = models.BooleanField(default=True)
+    # Who unsubscribed the contact: one who did it with the link in an email is never resubscribed from the
+    # Audience page (only by themselves, or through the API's suppression removal).
+    unsubscribed_by = models.CharField(max_length=8, choices=UnsubscribedBy.choices, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # False for contacts synced from Stripe test-mode events: kept apart from live contacts.
+    livemode = models.BooleanField(default=True)
     user_group = models.CharField(max_length=120, blank=True)
     user_id = models.CharField(max_length=255, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
@@ -34,9 +57,17 @@ class Contact(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), "team", name="contact_team_email_ci_uniq"),
+            models.UniqueConstraint(Lower("email"), "team", "livemode", name="contact_team_email_ci_uniq"),
             models.UniqueConstraint(
-                fields=["team", "user_id"], condition=~Q(user_id=""), name="contact_team_user_id_uniq"
+                fields=["team", "livemode", "user_id"], condition=~Q(user_id=""), name="contact_team_user_id_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(unsubscribed_by__in=["", *UnsubscribedBy.values]), name="contact_unsubscribed_by_valid"
+            ),
+            # Resubscribing forgets who unsubscribed: a subscribed contact carries neither.
+            models.CheckConstraint(
+                condition=Q(subscribed=False) | Q(unsubscribed_by="", unsubscribed_at__isnull=True),
+                name="contact_subscribed_has_no_unsubscribe",
             ),
         ]
         indexes = [
@@ -49,6 +80,10 @@ class Contact(models.Model):
             # few contacts unsubscribe, and as fast at 0.1% unsubscribed as at 10%.
             models.Index(
                 fields=["team", "-created_at", "-id"], condition=Q(subscribed=False), name="contact_team_unsub_idx"
+            ),
+            # The Audience's "Test data" switch: a team's test-mode contacts, newest first (partial: few are).
+            models.Index(
+                fields=["team", "-created_at", "-id"], condition=Q(livemode=False), name="contact_team_test_idx"
             ),
             # On PostgreSQL the search also has trigram (pg_trgm) GIN indexes on UPPER(email), UPPER(first_name)
             # and UPPER(last_name), and a btree for email prefixes: migration 0004 creates them, as they cannot

@@ -1,14 +1,12 @@
 """Reads of the Audience: filtered, searched, keyset-paginated lists that stay fast on large teams."""
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from accounts.models import Team
+from loopsync.keyset import after, cursor_decode, cursor_encode
 
 from .models import Contact
 
@@ -27,39 +25,29 @@ class AudienceFilter:
     oldest_first: bool = False
     # The id of one of the team's mailing lists (the caller checks it is the team's); 0: any.
     mailing_list_id: int = 0
+    # False: the test-mode contacts (the "Test data" switch), kept apart from live ones.
+    livemode: bool = True
 
 
 @dataclass(frozen=True)
 class Page:
     contacts: list[Contact]
     next_cursor: str  # "" on the last page
-
-
-def _encode(contact: Contact) -> str:
-    raw = f"{contact.created_at.isoformat()}|{contact.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, int] | None:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, pk = raw.partition("|")
-        return datetime.fromisoformat(created), int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None  # a mangled cursor starts from the first page
+    continued: bool = False  # True: it continues after a cursor (a later page), not the first page
 
 
 def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contact]:
-    contacts = Contact.objects.filter(team=team)
-    q = filters.q.strip()
+    contacts = Contact.objects.filter(team=team, livemode=filters.livemode)
+    # A NUL can be in no PostgreSQL text column, and psycopg refuses it in a parameter (a 500): drop it.
+    q, source = filters.q.replace("\x00", "").strip(), filters.source.replace("\x00", "")
     if q:
         # On PostgreSQL, UPPER(column::text) LIKE UPPER('%q%') (or 'q%'): the expressions of the trigram indexes.
         lookup = "icontains" if len(q) >= SUBSTRING_MIN else "istartswith"
         contacts = contacts.filter(
             Q(**{f"email__{lookup}": q}) | Q(**{f"first_name__{lookup}": q}) | Q(**{f"last_name__{lookup}": q})
         )
-    if filters.source:
-        contacts = contacts.filter(source=filters.source)
+    if source:
+        contacts = contacts.filter(source=source)
     if filters.subscribed in {"yes", "no"}:
         contacts = contacts.filter(subscribed=filters.subscribed == "yes")
     if filters.mailing_list_id:
@@ -72,25 +60,16 @@ def audience_page(*, team: Team, filters: AudienceFilter, cursor: str = "", size
     2,000 costs what page 1 costs. The redundant `created_at >=`/`<=` bound is what makes that true: it is
     an index condition, where the OR alone would only filter the rows before the cursor one by one."""
     contacts = audience_queryset(team=team, filters=filters)
-    position = _decode(cursor) if cursor else None
-    if filters.oldest_first:
-        contacts = contacts.order_by("created_at", "id")
-        if position:
-            contacts = contacts.filter(
-                Q(created_at__gt=position[0]) | Q(created_at=position[0], id__gt=position[1]),
-                created_at__gte=position[0],
-            )
-    else:
-        contacts = contacts.order_by("-created_at", "-id")
-        if position:
-            contacts = contacts.filter(
-                Q(created_at__lt=position[0]) | Q(created_at=position[0], id__lt=position[1]),
-                created_at__lte=position[0],
-            )
+    position = cursor_decode(cursor) if cursor else None
+    order = ("created_at", "id") if filters.oldest_first else ("-created_at", "-id")
+    contacts = contacts.order_by(*order)
+    if position:
+        contacts = after(contacts, "created_at", position, oldest_first=filters.oldest_first)
     rows = list(contacts[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    return Page(contacts=rows, next_cursor=_encode(rows[-1]) if more and rows else "")
+    next_cursor = cursor_encode(rows[-1].created_at, rows[-1].pk) if more and rows else ""
+    return Page(contacts=rows, next_cursor=next_cursor, continued=position is not None)
 
 
 def audience_sources(*, team: Team) -> list[str]:
@@ -116,8 +95,8 @@ def audience_sources(*, team: Team) -> list[str]:
 
 
 def contact_find(*, team: Team, email: str = "", user_id: str = "") -> Contact | None:
-    """The team's contact with this userId, or else with this email (in any case)."""
-    contacts = Contact.objects.filter(team=team)
+    """The team's live contact with this userId, or else with this email (in any case)."""
+    contacts = Contact.objects.live().filter(team=team)
     if user_id:
         return contacts.filter(user_id=user_id).first()
     if email:

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Team
 from loopsync.ids import parse_id
 
-from .models import Contact, ContactProperty, ListMembership, MailingList
+from .models import Contact, ContactProperty, ListMembership, MailingList, UnsubscribedBy
 
 SOURCE_STRIPE = "Stripe webhook"
 
@@ -27,8 +28,8 @@ def name_split(full_name: str | None) -> tuple[str, str]:
     return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
-def _locked(team: Team, email: str) -> Contact | None:
-    return Contact.objects.select_for_update().filter(team=team).with_email(email).first()
+def _locked(team: Team, email: str, livemode: bool = True) -> Contact | None:
+    return Contact.objects.select_for_update().filter(team=team, livemode=livemode).with_email(email).first()
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ def contact_sync(
     event_created: datetime | None = None,
     previous_email: str = "",
     source: str = SOURCE_STRIPE,
+    livemode: bool = True,
 ) -> SyncResult:
     """Match a contact by team + email (case-insensitive), create it if missing, and apply a name.
+
+    - `livemode` false (a Stripe test-mode event) matches and creates test contacts only: test data
+      never changes a live contact.
 
     - A name is split at its first whitespace run; a known first or last name is never replaced by an
       empty one.
@@ -65,11 +70,12 @@ def contact_sync(
     first_name, last_name = first_name[:150], last_name[:150]  # the columns' size; Stripe allows more
 
     with transaction.atomic():
-        contact = _match(team, email, previous_email, stripe_customer_id, event_created)
+        contact = _match(team, livemode, email, previous_email, stripe_customer_id, event_created)
         created = False
         if contact is None:
             contact, created = _create(
                 team=team,
+                livemode=livemode,
                 email=email,
                 first_name=first_name,
                 last_name=last_name,
@@ -90,7 +96,9 @@ def contact_sync(
         return SyncResult(contact=contact, created=False, applied=newer)
 
 
-def _match(team: Team, email: str, previous_email: str, customer_id: str, event_created) -> Contact | None:
+def _match(
+    team: Team, livemode: bool, email: str, previous_email: str, customer_id: str, event_created
+) -> Contact | None:
     """The contact this event is about, locked, found with one query over its possible keys:
     1. the email, case-insensitively;
     2. the previous email of a customer's email change, which moves that contact to the new address
@@ -108,7 +116,7 @@ def _match(team: Team, email: str, previous_email: str, customer_id: str, event_
     candidates = list(
         Contact.objects.select_for_update()
         .annotate(email_lower=Lower("email"))
-        .filter(matches, team=team)
+        .filter(matches, team=team, livemode=livemode)
         .order_by("id")
     )
     by_email = {c.email_lower: c for c in candidates}
@@ -140,11 +148,14 @@ def _apply(contact: Contact, value: str, field: str, *, replace: bool) -> None:
         setattr(contact, field, value)
 
 
-def _create(*, team, email, first_name, last_name, stripe_customer_id, event_created, source) -> tuple[Contact, bool]:
+def _create(
+    *, team, livemode, email, first_name, last_name, stripe_customer_id, event_created, source
+) -> tuple[Contact, bool]:
     try:
         with transaction.atomic():
             contact = Contact.objects.create(
                 team=team,
+                livemode=livemode,
                 email=email,
                 first_name=first_name,
                 last_name=last_name,
@@ -155,7 +166,7 @@ def _create(*, team, email, first_name, last_name, stripe_customer_id, event_cre
             return contact, True
     except IntegrityError:
         # Another worker created it between our lookup and insert; use theirs.
-        contact = _locked(team, email)
+        contact = _locked(team, email, livemode)
         if contact is None:
             raise
         return contact, False
@@ -165,13 +176,23 @@ SOURCE_APP = "Added in the app"
 
 
 def contact_save(*, team: Team, form) -> Contact:
-    """Create or update a contact from a valid ContactForm. A race on the unique email is reported on
-    the form's email field instead of a server error."""
+    """Create or update a contact from a valid ContactForm. A race on the unique email (IntegrityError) or
+    the team's property cap (ValidationError) is reported on the form instead of a server error."""
     contact = form.save(commit=False)
     contact.team = team
     contact.properties = form.cleaned_data.get("properties") or {}
+    try:  # typed and declared like the API's (the form checked them; this declares the new ones)
+        property_values_clean(team=team, values=contact.properties)
+    except ValidationError as exc:  # the team's cap was reached since the form's check
+        form.add_error("properties", exc.messages)
+        raise
     if not contact.pk:
         contact.source = SOURCE_APP
+    was_subscribed = form.initial.get("subscribed", True) if contact.pk else True
+    if was_subscribed and not contact.subscribed:
+        contact.unsubscribed_by, contact.unsubscribed_at = Contact.UnsubscribedBy.TEAM, timezone.now()
+    elif contact.subscribed and not was_subscribed:  # the form refuses this for a contact who used the link
+        contact.unsubscribed_by, contact.unsubscribed_at = "", None
     try:
         with transaction.atomic():
             contact.save()
@@ -181,10 +202,50 @@ def contact_save(*, team: Team, form) -> Contact:
     return contact
 
 
-def contact_set_subscribed(*, contact: Contact, subscribed: bool) -> Contact:
-    Contact.objects.filter(pk=contact.pk).update(subscribed=subscribed, updated_at=timezone.now())
-    contact.subscribed = subscribed
+class ResubscribeRefused(ValidationError):
+    """The contact unsubscribed with the link in an email: only they (or the API's suppression removal,
+    with its quota) can undo it."""
+
+
+# Whom a team member may resubscribe from the Audience page: only a contact a team member or the API
+# unsubscribed. One who used the link, or whose unsubscribe was never attributed (before LoopSync recorded
+# who did it), can resubscribe only themselves, or through the API's suppression removal.
+RESUBSCRIBABLE_BY_TEAM = (UnsubscribedBy.TEAM, UnsubscribedBy.API)
+
+
+def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str) -> Contact:
+    """Subscribe or unsubscribe, recording who did it (`UnsubscribedBy`). A team member cannot resubscribe a
+    contact who unsubscribed with the link (`ResubscribeRefused`); Loops has the same rule. The contact itself
+    (`LINK`) and the API's suppression removal (`API`) can. Each change is one conditional UPDATE, so a link
+    unsubscribe arriving at the same moment is never overwritten by a team member's resubscribe."""
+    now = timezone.now()
+    rows = Contact.objects.filter(pk=contact.pk)
+    if subscribed:
+        if by == UnsubscribedBy.TEAM:
+            rows = rows.filter(Q(subscribed=True) | Q(unsubscribed_by__in=RESUBSCRIBABLE_BY_TEAM))
+        changes = {"subscribed": True, "unsubscribed_by": "", "unsubscribed_at": None}
+    else:  # already unsubscribed: who did it first, and when, stays
+        rows = rows.filter(subscribed=True)
+        changes = {"subscribed": False, "unsubscribed_by": by, "unsubscribed_at": now}
+    if rows.update(**changes, updated_at=now) == 1:
+        for field, value in changes.items():
+            setattr(contact, field, value)
+        return contact
+    contact.refresh_from_db(fields=["subscribed", "unsubscribed_by", "unsubscribed_at"])
+    if subscribed and resubscribe_refused(contact):
+        raise ResubscribeRefused(RESUBSCRIBE_REFUSED)
     return contact
+
+
+RESUBSCRIBE_REFUSED = (
+    "This contact unsubscribed with the link in an email (or before LoopSync recorded who did it), so only "
+    "they can resubscribe, from that link. Loops has the same rule."
+)
+
+
+def resubscribe_refused(contact: Contact) -> bool:
+    """True when a team member may not resubscribe this contact (see RESUBSCRIBABLE_BY_TEAM)."""
+    return not contact.subscribed and contact.unsubscribed_by not in RESUBSCRIBABLE_BY_TEAM
 
 
 def contact_delete(*, contact: Contact) -> None:
@@ -223,8 +284,34 @@ def _property_type(value: Any) -> str:
 
 def property_values_clean(*, team: Team, values: dict[str, Any]) -> dict[str, Any]:
     """Custom property values checked against their declared types; an unknown key is declared with
-    the type of its value. Raises ValidationError naming each bad key."""
+    the type of its value. Raises ValidationError naming each bad key, or the cap the request is over:
+    CONTACT_PROPERTIES_PER_REQUEST keys in one request, CONTACT_PROPERTIES_PER_TEAM declared properties,
+    PROPERTY_VALUE_MAX_CHARS characters in a value. Declares in the caller's transaction."""
+    declared = property_values_validate(team=team, values=values)
+    new = {key: _property_type(value) for key, value in values.items() if key not in declared and value is not None}
+    if new:
+        _properties_declare(team=team, types=new, values=values)
+    return values
+
+
+def property_values_validate(*, team: Team, values: dict[str, Any]) -> dict[str, str]:
+    """What `property_values_clean` checks, without declaring anything (a form's validation). Returns the
+    declared types of the keys that have one."""
+    limit = settings.CONTACT_PROPERTIES_PER_REQUEST
+    if len(values) > limit:  # before any query: a body of 20,000 keys costs what one of 101 does
+        raise ValidationError(
+            f"A request sets at most {limit:,} custom properties (CONTACT_PROPERTIES_PER_REQUEST); "
+            f"this one has {len(values):,}."
+        )
     declared = dict(ContactProperty.objects.filter(team=team, key__in=list(values)).values_list("key", "type"))
+    _property_values_check(values, declared)
+    return declared
+
+
+def _property_values_check(values: dict[str, Any], declared: dict[str, str]) -> None:
+    """ValidationError naming each key whose name or value is wrong (a key not in `declared` takes the type
+    of its value)."""
+    max_chars = settings.PROPERTY_VALUE_MAX_CHARS
     errors: dict[str, str] = {}
     for key, value in values.items():
         if key in RESERVED_KEYS or not PROPERTY_KEY.fullmatch(key):
@@ -244,16 +331,53 @@ def property_values_clean(*, team: Team, values: dict[str, Any]) -> dict[str, An
             errors[key] = "This property is text."
         elif kind == ContactProperty.Type.DATE and not _is_date(value):
             errors[key] = "This property is a date: ISO 8601 text or a Unix time in milliseconds."
-        if isinstance(value, str) and len(value) > 2000:
-            errors[key] = "A property value is at most 2,000 characters."
+        if isinstance(value, str) and len(value) > max_chars:
+            errors[key] = f"A property value is at most {max_chars:,} characters (PROPERTY_VALUE_MAX_CHARS)."
     if errors:
         raise ValidationError(errors)
-    for key, value in values.items():
-        if key not in declared and value is not None:
-            ContactProperty.objects.get_or_create(
-                team=team, key=key, defaults={"label": key, "type": _property_type(value)}
-            )
-    return values
+
+
+# Namespace of the PostgreSQL advisory lock under which a team's new properties are declared.
+_PROPERTIES_LOCK = 0x4C505250  # "LPRP"
+
+
+def _team_properties_lock(team: Team) -> None:
+    """Until the transaction ends, requests declaring properties for this team take turns, so two cannot both
+    take the last free place under CONTACT_PROPERTIES_PER_TEAM. An advisory lock, not the team row: the
+    caller already holds a contact's row, and the suppression removal locks the team row before a contact's.
+    SQLite needs none (one writer at a time)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [_PROPERTIES_LOCK, team.pk % 2**31])
+
+
+def _team_properties_room_check(*, team: Team, keys: list[str]) -> None:
+    limit = settings.CONTACT_PROPERTIES_PER_TEAM
+    count = ContactProperty.objects.filter(team=team).count()
+    if count + len(keys) > limit:
+        names = ", ".join(sorted(keys)[:5]) + (", …" if len(keys) > 5 else "")
+        raise ValidationError(
+            f"A team has at most {limit:,} custom properties (CONTACT_PROPERTIES_PER_TEAM) and this one has "
+            f"{count:,}: {names} cannot be added. Existing properties can still be set."
+        )
+
+
+def _properties_declare(*, team: Team, types: dict[str, str], values: dict[str, Any]) -> None:
+    """Declare new keys (key → type) with one count and one insert, however many there are. A key that
+    another request declared since `values` were checked keeps that request's type, and its value here is
+    checked against it."""
+    _team_properties_lock(team)
+    raced = dict(ContactProperty.objects.filter(team=team, key__in=list(types)).values_list("key", "type"))
+    if raced:
+        _property_values_check({key: values[key] for key in raced}, raced)
+        types = {key: kind for key, kind in types.items() if key not in raced}
+        if not types:
+            return
+    _team_properties_room_check(team=team, keys=list(types))
+    ContactProperty.objects.bulk_create(
+        [ContactProperty(team=team, key=key, label=key, type=kind) for key, kind in types.items()],
+        ignore_conflicts=True,  # a key declared meanwhile without the lock (SQLite) stays as it is
+    )
 
 
 def _is_date(value: Any) -> bool:
@@ -274,11 +398,16 @@ def contact_property_create(*, team: Team, name: str, type: str) -> ContactPrope
         raise ValidationError({"name": "A property name starts with a letter and has only letters, digits and _."})
     if type not in ContactProperty.Type.values:
         raise ValidationError({"type": "The type is one of string, number, boolean or date."})
-    try:
-        with transaction.atomic():
-            return ContactProperty.objects.create(team=team, key=name, label=name, type=type)
-    except IntegrityError:
-        raise ContactConflict(f"The property {name} exists already.") from None
+    with transaction.atomic():
+        _team_properties_lock(team)
+        if ContactProperty.objects.filter(team=team, key=name).exists():
+            raise ContactConflict(f"The property {name} exists already.")
+        _team_properties_room_check(team=team, keys=[name])
+        try:
+            with transaction.atomic():
+                return ContactProperty.objects.create(team=team, key=name, label=name, type=type)
+        except IntegrityError:  # created meanwhile (SQLite takes no advisory lock)
+            raise ContactConflict(f"The property {name} exists already.") from None
 
 
 def _lists_apply(team: Team, contact: Contact, mailing_lists: dict[str, bool]) -> None:
@@ -334,7 +463,7 @@ def contact_upsert(
 
 
 def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only) -> tuple[Contact, bool]:
-    locked = Contact.objects.select_for_update()
+    locked = Contact.objects.select_for_update().live()  # the API never sees test-mode contacts
     by_user = locked.filter(team=team, user_id=user_id).first() if user_id else None
     by_email = locked.filter(team=team).with_email(email).first() if email else None
     if create_only and (by_user or by_email):
@@ -351,8 +480,12 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
         contact.email = email
     if user_id:
         contact.user_id = user_id
+    was_subscribed = contact.subscribed
     for name, value in fields.items():
         setattr(contact, name, value)
+    if contact.subscribed != was_subscribed:  # Loops' API may resubscribe anyone; it says who did what
+        unsubscribed = (Contact.UnsubscribedBy.API, timezone.now())
+        contact.unsubscribed_by, contact.unsubscribed_at = ("", None) if contact.subscribed else unsubscribed
     if properties:
         cleaned = property_values_clean(team=team, values=properties)
         merged = {**(contact.properties or {}), **cleaned}

@@ -1,11 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import team_object_or_404
+from loopsync.testdata import test_data_requested
 
 from . import list_services, selectors, services
 from .forms import ContactForm
@@ -13,6 +16,7 @@ from .models import Contact, MailingList
 
 
 @login_required
+@vary_on_headers("HX-Request")  # one URL, two bodies (the page, or htmx's rows): caches must keep them apart
 def contact_list(request: HttpRequest) -> HttpResponse:
     team = request.team or None
     cursor = request.GET.get("after", "")
@@ -26,6 +30,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         subscribed=request.GET.get("subscribed", ""),
         oldest_first=request.GET.get("sort") == "oldest",
         mailing_list_id=mailing_list.pk if mailing_list else 0,
+        livemode=not test_data_requested(request),
     )
     if not team or (list_id and mailing_list is None):
         page = selectors.Page(contacts=[], next_cursor="") if team else None
@@ -40,6 +45,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "mailing_list": mailing_list,
         "filtered": bool(filters.q or filters.source or filters.subscribed or list_id),
         "querystring": request.GET.copy(),
+        "test_data": not filters.livemode,
     }
     template = "contacts/_rows.html" if request.htmx and request.GET.get("after") else "contacts/list.html"
     return render(request, template, context)
@@ -53,6 +59,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts/detail.html",
         {
             "contact": contact,
+            "resubscribe_refused": services.resubscribe_refused(contact),
             "mailing_lists": MailingList.objects.filter(team=request.team, listmembership__contact=contact),
             "events": contact.events.order_by("-occurred_at", "-id")[:50],
             "runs": contact.loop_runs.select_related("loop", "event").order_by("-created_at")[:50],
@@ -67,7 +74,7 @@ def _save(request: HttpRequest, form: ContactForm, message: str) -> HttpResponse
             with transaction.atomic():  # the contact and its lists, or neither
                 contact = services.contact_save(team=request.team, form=form)
                 list_services.contact_lists_set(contact=contact, mailing_lists=form.cleaned_data["mailing_lists"])
-        except IntegrityError:
+        except (IntegrityError, ValidationError):
             return None  # the form carries the error
         messages.success(request, message.format(email=contact.email))
         return redirect("contacts:detail", pk=contact.pk)
@@ -107,7 +114,15 @@ def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def contact_subscription(request: HttpRequest, pk: int) -> HttpResponse:
     contact = team_object_or_404(Contact, request.team, pk=pk)
-    subscribed = request.POST.get("subscribed") == "yes"
-    services.contact_set_subscribed(contact=contact, subscribed=subscribed)
+    wanted = request.POST.get("subscribed")
+    if wanted not in {"yes", "no"}:  # the state asked for, never a guess: anything else changes nothing
+        messages.error(request, "Nothing changed: say subscribed=yes or subscribed=no.")
+        return redirect("contacts:detail", pk=contact.pk)
+    subscribed = wanted == "yes"
+    try:
+        services.contact_set_subscribed(contact=contact, subscribed=subscribed, by=Contact.UnsubscribedBy.TEAM)
+    except services.ResubscribeRefused as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("contacts:detail", pk=contact.pk)
     messages.success(request, f"{contact.email} is {'subscribed' if subscribed else 'unsubscribed'}.")
     return redirect("contacts:detail", pk=contact.pk)

@@ -13,13 +13,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 from contacts.selectors import contact_find
+from loopsync.csp import email_preview_policy
 from loopsync.ids import parse_id
 from webhooks.selectors import trigger_name_suggestions
 
 from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
 from .models import Loop, LoopStep
-from .rendering import EMAIL_TEMPLATE_FIELDS, email_preview
+from .rendering import EMAIL_TEMPLATE_FIELDS, RenderError, email_preview
 from .sending import email_send_test
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _render_step(request, loop, form, *, step=None, kind, preview_email="", test
 
 
 @login_required
+@email_preview_policy
 def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     kind = _kind(request.POST.get("kind") or request.GET.get("kind", ""))
@@ -133,6 +135,7 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@email_preview_policy
 def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
@@ -198,6 +201,7 @@ def step_preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@email_preview_policy  # a plain form post gets the editor back
 def step_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the email in the form, as it stands, to the current user. htmx gets the result line; a
     plain form post gets the editor back with the form kept."""
@@ -227,6 +231,8 @@ def _send_test(request: HttpRequest, loop: Loop, form, preview_email: str) -> di
     context = selectors.preview_context(loop=loop, contact=contact)
     try:
         email_send_test(step=form.instance, context=context, to=to)
+    except RenderError as exc:  # the sample values passed the check; this contact's took it over a limit
+        return {"ok": False, "text": f"Nothing was sent: {exc}"}
     except Exception as exc:  # the provider's refusal, shown to the user, who can fix the settings
         logger.warning("Test email for loop %s failed: %s", loop.pk, type(exc).__name__)
         return {"ok": False, "text": f"The test email could not be sent: {type(exc).__name__}: {exc}"[:300]}

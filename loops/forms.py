@@ -74,7 +74,8 @@ STEP_HELP = {
         "subject": "Liquid works here too: {{ contact.first_name }}, {{ event.amount_formatted }}.",
         "body": "Markdown with Liquid. A button: [Pay now]({{ event.hosted_invoice_url }}){.button}. "
         "An unsubscribe link is added to every email.",
-        "from_email": "Blank: the site's default sender.",
+        "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
+        "Settings → Sending (or allowed by this installation).",
     },
     LoopStep.Kind.FILTER: {"filter_field": "email, first_name, source, user_group, … or properties.plan"},
 }
@@ -128,7 +129,8 @@ class TransactionalForm(forms.ModelForm):
             "subject": "Liquid: {{ data.name }} for a data variable, {{ contact.first_name }} for a contact.",
             "body": "Markdown with Liquid, e.g. [Reset your password]({{ data.reset_url }}){.button}. "
             "Transactional emails have no unsubscribe link and reach unsubscribed contacts too.",
-            "from_email": "Blank: the site's default sender.",
+            "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
+            "Settings → Sending (or allowed by this installation).",
         }
         widgets = {"body": forms.Textarea(attrs={"rows": 12, "class": "code"})}
 

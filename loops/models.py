@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Team
+from accounts.senders import sender_email_problem
 from contacts.models import Contact
 
 from .rendering import EMAIL_TEMPLATE_FIELDS, templates_check
@@ -23,6 +24,8 @@ class Event(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True)
     # When it happened at its source (Stripe's `created`): events can arrive out of order.
     occurred_at = models.DateTimeField(default=timezone.now)
+    # Its contact's mode: false for the events of test-mode contacts, shown behind the "Test data" switch.
+    livemode = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -34,6 +37,10 @@ class Event(models.Model):
         indexes = [
             # The Events page: a team's events, newest first, optionally by name.
             models.Index(fields=["team", "-created_at", "-id"], name="event_team_created_idx"),
+            # The Events page's "Test data" switch (partial: test-mode events are few).
+            models.Index(
+                fields=["team", "-created_at", "-id"], condition=Q(livemode=False), name="event_team_test_idx"
+            ),
             models.Index(fields=["team", "name", "-created_at"], name="event_team_name_idx"),
             models.Index(fields=["contact", "-created_at"], name="event_contact_created_idx"),
         ]
@@ -170,6 +177,8 @@ class LoopStep(models.Model):
             check("body", bool(self.body.strip()), "An email needs a body.")
             for name, messages in templates_check(**{f: getattr(self, f) for f in EMAIL_TEMPLATE_FIELDS}).items():
                 errors.setdefault(name, []).extend(messages)
+            sender_problem = sender_email_problem(team_id=self.team_id, email=self.from_email)
+            check("from_email", sender_problem is None, sender_problem or "")
         elif self.kind == self.Kind.TIMER:
             check("delay_value", self.delay_value > 0, "A timer waits at least 1 " + self.delay_unit.rstrip("s") + ".")
             check("delay_value", self._within_a_year(), "A timer waits at most a year.")
@@ -323,6 +332,9 @@ class TransactionalEmail(models.Model):
 
     def clean(self) -> None:
         errors = templates_check(**{field: getattr(self, field) for field in EMAIL_TEMPLATE_FIELDS})
+        sender_problem = sender_email_problem(team_id=self.team_id, email=self.from_email)
+        if sender_problem:
+            errors.setdefault("from_email", []).append(sender_problem)
         if errors:
             raise ValidationError(errors)
 

@@ -1,18 +1,29 @@
 """Moving a run through its loop's steps. A worker claims a due run, executes steps until one waits
-or the loop ends, and records each step in the run's history."""
+or the loop ends, and records each step in the run's history.
+
+Rendering a step's email is the costly part, and a team decides how costly. So one tenant cannot hold
+others back: a run renders for at most RUN_TURN_SECONDS a turn, then is continued later (behind the
+runs already due); a batch takes no new run after a quarter of CELERY_TASK_SOFT_TIME_LIMIT, commits what
+it did and puts the rest back, due as they were; and runs are taken in the order they fell due. A batch
+therefore always commits well inside the task's time limit, and every run makes progress.
+"""
 
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
 from loopsync.drain import drain
 
 from .models import Event, Loop, LoopRun, LoopStep
+from .rendering import RenderError, RenderTimeout
 from .sending import email_queue, emails_wake
 
 logger = logging.getLogger(__name__)
@@ -22,10 +33,30 @@ RUN_LEASE = timedelta(minutes=5)
 PAUSED_RECHECK = timedelta(minutes=15)
 TEMPORARY_RETRY = timedelta(seconds=30)
 MAX_STEPS_PER_ADVANCE = 100  # a guard against a loop of instant steps that never ends
+RUN_TURN_SECONDS = 5.0  # executing one run's steps; past it the run is continued later, like past MAX_STEPS
+# Running out of render time at send time may be the machine's doing, not the template's: tried again
+# after 1, 2 and 4 minutes, then the run fails with the message.
+RENDER_RETRIES = 3
+RENDER_RETRY = timedelta(minutes=1)
+RENDER_TIMED_OUT = "rendering took too long; trying again later"
 
 
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
+
+
+def batch_budget_seconds() -> float:
+    """After this long a batch takes no new run: a quarter of the task's soft time limit, so that with the
+    drain's own budget, the run in progress and its render, a batch commits well inside the limit."""
+    return settings.CELERY_TASK_SOFT_TIME_LIMIT / 4
+
+
+def _turn_seconds() -> float:
+    return min(RUN_TURN_SECONDS, settings.CELERY_TASK_SOFT_TIME_LIMIT / 24)
+
+
+def _drain_seconds(budget_seconds: float) -> float:
+    return min(budget_seconds, settings.CELERY_TASK_SOFT_TIME_LIMIT / 6)
 
 
 def run_claim(*, run_id: int) -> bool:
@@ -37,18 +68,16 @@ def run_claim(*, run_id: int) -> bool:
 
 
 def runs_claim(*, limit: int = BATCH_SIZE) -> list[int]:
-    """Take up to `limit` due runs in one statement, skipping rows other workers are taking."""
+    """Take up to `limit` due runs, skipping rows other workers are taking. In the order they fell due,
+    which is the order they are advanced in: a run put back, or continued later, waits its turn."""
     now = timezone.now()
-    table = LoopRun._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = (
-        f"UPDATE {table} SET next_due_at = %s WHERE id IN (SELECT id FROM {table} "  # noqa: S608 - no input
-        f"WHERE status IN (%s, %s) AND next_due_at <= %s ORDER BY next_due_at LIMIT %s{lock}) RETURNING id"
-    )
-    params = [now + RUN_LEASE, LoopRun.Status.ACTIVE, LoopRun.Status.WAITING, now, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+    with transaction.atomic():
+        due = LoopRun.objects.select_for_update(skip_locked=True).filter(
+            status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING], next_due_at__lte=now
+        )
+        run_ids = list(due.order_by("next_due_at", "id").values_list("id", flat=True)[:limit])
+        LoopRun.objects.filter(id__in=run_ids).update(next_due_at=now + RUN_LEASE)
+    return run_ids
 
 
 def run_advance(*, run_id: int) -> LoopRun | None:
@@ -58,19 +87,38 @@ def run_advance(*, run_id: int) -> LoopRun | None:
     return _advance_batch([run_id])[0]
 
 
-def _advance_batch(run_ids: list[int]) -> list[LoopRun]:
-    """Load the claimed runs and their loops' steps in two queries, then advance each run in its own
-    savepoint of one transaction (one commit per batch; a failing run does not undo the others)."""
-    runs = list(LoopRun.objects.select_related("loop", "contact", "event").filter(id__in=run_ids).order_by("id"))
+def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -> list[LoopRun]:
+    """Load the claimed runs and their loops' steps in two queries, then advance each run, in the order
+    given, in its own savepoint of one transaction (one commit per batch; a failing run does not undo the
+    others). Past `budget_seconds` (batch_budget_seconds()) no new run is started: those left are put back,
+    due from the batch's start, ahead of any run continued meanwhile, and the batch commits."""
+    started, now = time.monotonic(), timezone.now()
+    budget = batch_budget_seconds() if budget_seconds is None else budget_seconds
+    loaded = LoopRun.objects.select_related("loop", "contact", "event").in_bulk(run_ids)
+    runs = [loaded[run_id] for run_id in run_ids if run_id in loaded]
     steps: dict[int, list[LoopStep]] = defaultdict(list)
     for step in LoopStep.objects.filter(loop_id__in={run.loop_id for run in runs}).order_by("position", "id"):
         steps[step.loop_id].append(step)
+    advanced: list[LoopRun] = []
     with transaction.atomic():
-        advanced = [_advance_loaded(run, steps[run.loop_id]) for run in runs]
-        if any(step.kind == LoopStep.Kind.EMAIL for run in runs for step in steps[run.loop_id]):
+        for index, run in enumerate(runs):
+            if advanced and time.monotonic() - started > budget:
+                left = [later.id for later in runs[index:]]
+                active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
+                LoopRun.objects.filter(id__in=left, status__in=active).update(next_due_at=now)
+                transaction.on_commit(_wake_runs)
+                break
+            advanced.append(_advance_loaded(run, steps[run.loop_id]))
+        if any(step.kind == LoopStep.Kind.EMAIL for run in advanced for step in steps[run.loop_id]):
             transaction.on_commit(emails_wake)  # once for the batch: the sender drains what it queued
     _recheck_waits(advanced)
     return advanced
+
+
+def _wake_runs() -> None:
+    from .services import runs_wake
+
+    runs_wake()
 
 
 def _recheck_waits(runs: list[LoopRun]) -> None:
@@ -99,14 +147,46 @@ def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
                 return run
             _execute(run, [step for step in steps if step.position >= run.position][:MAX_STEPS_PER_ADVANCE])
             run.save()
-    except (OperationalError, InterfaceError):
-        raise  # temporary: the claim's lease runs out and the run is taken again
+    except (OperationalError, InterfaceError, SoftTimeLimitExceeded):
+        raise  # temporary, or the task's time limit: the drain releases the batch, else its lease runs out
+    except RenderTimeout as exc:  # the savepoint undid this turn; the run is tried again, then fails
+        return _render_retry(run_id, run.position, exc)
     except Exception as exc:
-        logger.exception("Run %s failed", run_id)
+        if isinstance(exc, RenderError):  # the template (or this contact's values) went over a limit
+            logger.warning("Run %s failed: %s", run_id, exc)
+            error = str(exc)
+        else:
+            logger.exception("Run %s failed", run_id)
+            error = f"{type(exc).__name__}: {exc}"
         LoopRun.objects.filter(id=run_id).update(
-            status=LoopRun.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000], next_due_at=None
+            status=LoopRun.Status.FAILED, last_error=error[:2000], next_due_at=None
         )
         return LoopRun.objects.get(id=run_id)
+    return run
+
+
+def _render_retry(run_id: int, position: int, exc: RenderTimeout) -> LoopRun:
+    """The run's email ran out of render time: tried again after a backoff, RENDER_RETRIES times in a row
+    at most (each try leaves a note in the history), then failed with the message."""
+    run = LoopRun.objects.get(id=run_id)
+    tries = 0
+    for entry in reversed(run.history):
+        if entry.get("what") != RENDER_TIMED_OUT:
+            break
+        tries += 1
+    if tries >= RENDER_RETRIES:
+        error = f"{exc} (tried {tries + 1} times)"
+        logger.warning("Run %s failed: %s", run_id, error)
+        LoopRun.objects.filter(id=run_id).update(status=LoopRun.Status.FAILED, last_error=error, next_due_at=None)
+        return LoopRun.objects.get(id=run_id)
+    logger.info("Run %s: %s; trying again later", run_id, exc)
+    run.history.append(
+        {"at": timezone.now().isoformat(), "step": position, "kind": LoopStep.Kind.EMAIL, "what": RENDER_TIMED_OUT,
+         "error": str(exc)}
+    )  # fmt: skip
+    run.last_error = str(exc)
+    run.next_due_at = timezone.now() + RENDER_RETRY * 2**tries
+    run.save(update_fields=["history", "last_error", "next_due_at", "updated_at"])
     return run
 
 
@@ -123,6 +203,13 @@ def runs_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BU
                 next_due_at=timezone.now() + TEMPORARY_RETRY
             )
             raise
+        except SoftTimeLimitExceeded:
+            # The task's time limit (CELERY_TASK_SOFT_TIME_LIMIT) undid the batch's transaction: its runs
+            # are due again now rather than when their lease runs out. Advancing a run twice is harmless
+            # (a step's email is unique per run and step), so releasing a batch that did commit is too.
+            active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
+            LoopRun.objects.filter(id__in=run_ids, status__in=active).update(next_due_at=timezone.now())
+            raise
         return True
 
     return drain(
@@ -130,7 +217,7 @@ def runs_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BU
         process=process,
         wake=runs_wake,
         batch_size=batch_size,
-        budget_seconds=budget_seconds,
+        budget_seconds=_drain_seconds(budget_seconds),
     )
 
 
@@ -170,9 +257,14 @@ def _resume(run: LoopRun) -> None:
 
 
 def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
-    """Execute `steps` (the loop's, from the run's position on) until one waits or the loop ends."""
+    """Execute `steps` (the loop's, from the run's position on) until one waits or the loop ends, or its
+    turn is over (RUN_TURN_SECONDS: the run is continued later)."""
     now = timezone.now()
-    for step in steps:
+    turn_ends = time.monotonic() + _turn_seconds()
+    for index, step in enumerate(steps):
+        if index and time.monotonic() > turn_ends:
+            run.next_due_at = timezone.now()  # more to do: continued by the next drain, behind the runs due
+            return None
         run.position = step.position
         if step.kind == LoopStep.Kind.EMAIL:
             message = email_queue(run=run, step=step)

@@ -11,8 +11,12 @@ from .rendering import SAMPLE_CONTEXT, contact_context, event_context
 PAGE_SIZE = 50
 
 
-def events_for_team(*, team: Team, name: str = "", contact: str = "") -> QuerySet[Event]:
-    events = Event.objects.filter(team=team).select_related("contact").order_by("-created_at", "-id")
+def events_for_team(*, team: Team, name: str = "", contact: str = "", livemode: bool = True) -> QuerySet[Event]:
+    """The team's events of one mode (live, or test behind the "Test data" switch), newest first."""
+    events = Event.objects.filter(team=team, livemode=livemode).select_related("contact")
+    events = events.order_by("-created_at", "-id")
+    # A NUL can be in no PostgreSQL text column, and psycopg refuses it in a parameter (a 500): drop it.
+    name, contact = name.replace("\x00", ""), contact.replace("\x00", "")
     if name:
         events = events.filter(name=name)
     if contact:
@@ -20,8 +24,9 @@ def events_for_team(*, team: Team, name: str = "", contact: str = "") -> QuerySe
     return events
 
 
-def event_names(*, team: Team) -> list[str]:
-    return list(Event.objects.filter(team=team).order_by("name").values_list("name", flat=True).distinct()[:200])
+def event_names(*, team: Team, livemode: bool = True) -> list[str]:
+    events = Event.objects.filter(team=team, livemode=livemode)
+    return list(events.order_by("name").values_list("name", flat=True).distinct()[:200])
 
 
 def preview_context(*, loop: Loop, contact: Contact | None) -> dict[str, Any]:
@@ -30,7 +35,8 @@ def preview_context(*, loop: Loop, contact: Contact | None) -> dict[str, Any]:
     else a sample."""
     event = None
     if loop.trigger == Loop.Trigger.EVENT and loop.trigger_event_name:
-        named = Event.objects.filter(team_id=loop.team_id, name=loop.trigger_event_name).order_by("-created_at", "-id")
+        named = Event.objects.filter(team_id=loop.team_id, name=loop.trigger_event_name, livemode=True)
+        named = named.order_by("-created_at", "-id")
         event = (named.filter(contact=contact).first() if contact else None) or named.first()
     return {
         "contact": contact_context(contact) if contact else SAMPLE_CONTEXT["contact"],
@@ -40,5 +46,5 @@ def preview_context(*, loop: Loop, contact: Contact | None) -> dict[str, Any]:
 
 def preview_contacts(*, team: Team, limit: int = 20) -> list[str]:
     """Emails to offer in the preview's contact picker: the newest contacts."""
-    newest = Contact.objects.filter(team=team).order_by("-created_at", "-id")
+    newest = Contact.objects.live().filter(team=team).order_by("-created_at", "-id")
     return list(newest.values_list("email", flat=True)[:limit])

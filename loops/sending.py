@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from email.utils import formataddr, make_msgid
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -21,14 +22,17 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Membership
+from accounts.senders import sender_email_allowed
 from contacts.models import Contact
 from contacts.selectors import contact_find
 from contacts.services import contact_set_subscribed, contact_upsert
 from loopsync.drain import drain
+from loopsync.site import absolute_url
 from loopsync.wakeup import wake
 
 from .models import EmailMessage, LoopRun, LoopStep
-from .rendering import contact_context, email_render, event_context
+from .rendering import RenderError, contact_context, email_render, event_context
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,12 @@ BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
 UNSUBSCRIBE_SALT = "loops.unsubscribe"
+TEST_EMAIL_LINK = "test"  # the unsubscribe link of a "Send a test to me" email: its page says so
+
+
+INTERRUPTED_SEND = (
+    "The task's time limit (CELERY_TASK_SOFT_TIME_LIMIT) stopped this send; not retried, so it is never sent twice."
+)
 
 
 class TemporarySendError(Exception):
@@ -63,12 +73,16 @@ def unsubscribe_contact_for(token: str) -> Contact | None:
 
 
 def unsubscribe_url(contact: Contact) -> str:
-    path = reverse("loops:unsubscribe", kwargs={"token": unsubscribe_token(contact)})
-    return settings.SITE_URL.rstrip("/") + path
+    return absolute_url(reverse("loops:unsubscribe", kwargs={"token": unsubscribe_token(contact)}))
 
 
 def contact_unsubscribe(*, contact: Contact) -> Contact:
-    return contact_set_subscribed(contact=contact, subscribed=False)
+    return contact_set_subscribed(contact=contact, subscribed=False, by=Contact.UnsubscribedBy.LINK)
+
+
+def contact_resubscribe(*, contact: Contact) -> Contact:
+    """The contact, on the page its unsubscribe link opens, asks for email again."""
+    return contact_set_subscribed(contact=contact, subscribed=True, by=Contact.UnsubscribedBy.LINK)
 
 
 # --- queueing ------------------------------------------------------------------------------------
@@ -86,7 +100,7 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
         context={"contact": contact_context(contact), "event": event_context(run.event), "unsubscribe_url": url},
     )
     from_address = _from_address(step)
-    skipped = not contact.subscribed
+    skipped = _not_sent_because(contact, test_event=run.event is not None and not run.event.livemode)
     # Inside the run's savepoint: a second message for this (run, step) fails the unique constraint
     # and that savepoint, so the step never sends twice (a run is advanced by one worker at a time).
     message = EmailMessage.objects.create(
@@ -102,13 +116,40 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
         html_body=rendered.html,
         text_body=rendered.text,
         status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
-        error="The contact is unsubscribed." if skipped else "",
+        error=skipped,
         next_attempt_at=None if skipped else timezone.now(),
     )
     return message
 
 
+TEST_MODE_SKIPPED = (
+    "Test mode: this contact came from a Stripe test-mode event, and test-mode email goes only to the "
+    "addresses of the team's members."
+)
+
+
+def _not_sent_because(contact: Contact, *, test_event: bool = False) -> str:
+    """Why a loop's email to this contact is recorded as skipped instead of sent ("" when it is sent). A test
+    contact, or a run a test-mode event started, emails only the team's members."""
+    if not contact.subscribed:
+        return "The contact is unsubscribed."
+    test_mode = test_event or not contact.livemode
+    if test_mode and not _is_member_address(team_id=contact.team_id, email=contact.email):
+        return TEST_MODE_SKIPPED
+    return ""
+
+
+def _is_member_address(*, team_id: int, email: str) -> bool:
+    return Membership.objects.filter(team_id=team_id, user__email__iexact=email.strip()).exists()
+
+
 def _from_address(step: LoopStep) -> str:
+    """The From header for a step or a transactional email. A From whose domain is no longer allowed
+    (its domain was deleted or ALLOWED_SENDER_DOMAINS changed since it was saved) falls back to the
+    default sender: never send as a domain the team has not verified."""
+    if step.from_email and not sender_email_allowed(team_id=step.team_id, email=step.from_email):
+        logger.warning("Team %s: From domain no longer allowed, sending as the default sender.", step.team_id)
+        return settings.DEFAULT_FROM_EMAIL
     if step.from_name and step.from_email:
         return formataddr((step.from_name, step.from_email))
     return step.from_email or settings.DEFAULT_FROM_EMAIL
@@ -118,7 +159,7 @@ def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
     """Send `step` as it stands (saved or not), rendered with `context`, to `to` (the editor's user),
     now, with "[Test]" before the subject. Not recorded as a contact's email; its unsubscribe link
     unsubscribes nobody. Returns the Message-ID; raises what the provider raised."""
-    dummy_link = settings.SITE_URL.rstrip("/") + reverse("loops:unsubscribe", kwargs={"token": "test"})
+    dummy_link = absolute_url(reverse("loops:unsubscribe", kwargs={"token": TEST_EMAIL_LINK}))
     rendered = email_render(
         subject=step.subject,
         preview_text=step.preview_text,
@@ -233,7 +274,7 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
     """Send queued emails batch by batch over one connection. A temporary failure (the provider is
     down) puts the rest of the batch off with a backoff and stops: the sweep wakes the drain later."""
 
-    def process(messages: list[EmailMessage]) -> bool:
+    def send(messages: list[EmailMessage]) -> bool:
         for index, message in enumerate(messages):
             if not email_claim(message_id=message.id):
                 continue  # sent or skipped meanwhile
@@ -247,6 +288,17 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
                 )
                 return False
         return True
+
+    def process(messages: list[EmailMessage]) -> bool:
+        try:
+            return send(messages)
+        except SoftTimeLimitExceeded:
+            # The task's time limit: what this worker reserved and has not sent is due again now, for
+            # the next drain, rather than when its reservation runs out.
+            EmailMessage.objects.filter(id__in=[m.id for m in messages], status=EmailMessage.Status.QUEUED).update(
+                next_attempt_at=timezone.now()
+            )
+            raise
 
     return drain(
         claim=lambda limit: emails_reserve(limit=limit),
@@ -269,7 +321,29 @@ def email_send(*, message_id: int) -> EmailMessage | None:
     return _send_claimed(EmailMessage.objects.select_related("contact").get(id=message_id))
 
 
+def _unclaim(message_id: int) -> None:
+    """Stopped before anything reached the provider: the message goes back to `queued`, due now, and the
+    claim does not count as an attempt."""
+    EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
+        status=EmailMessage.Status.QUEUED, attempts=F("attempts") - 1, next_attempt_at=timezone.now()
+    )
+
+
 def _send_claimed(message: EmailMessage) -> EmailMessage:
+    """Send a claimed message. Only an interruption inside the provider's send leaves its outcome
+    unknown (failed, never sent twice); the task's time limit before it puts the message back."""
+    try:
+        email = _prepare_claimed(message)
+    except SoftTimeLimitExceeded:
+        _unclaim(message.id)
+        raise
+    if email is None:
+        return message
+    return _deliver_claimed(message, email)
+
+
+def _prepare_claimed(message: EmailMessage) -> EmailMultiAlternatives | None:
+    """The email to send, or None when the message is skipped instead (recorded here)."""
     message_id = message.id
     # A loop's email (it has a run); a transactional one always goes, even once its template is deleted.
     marketing = message.run_id is not None
@@ -277,37 +351,78 @@ def _send_claimed(message: EmailMessage) -> EmailMessage:
         EmailMessage.objects.filter(id=message_id).update(
             status=EmailMessage.Status.SKIPPED, error="The contact unsubscribed before sending.", next_attempt_at=None
         )
-        return message
-    email = _build(message, unsubscribe_url(message.contact) if marketing and message.contact else "")
+        return None
+    contact = message.contact
+    left_the_team = (  # a test contact's email, queued for a member who may have left the team since
+        marketing
+        and contact is not None
+        and not contact.livemode
+        and not _is_member_address(team_id=contact.team_id, email=contact.email)
+    )
+    if left_the_team:
+        EmailMessage.objects.filter(id=message_id).update(
+            status=EmailMessage.Status.SKIPPED, error=TEST_MODE_SKIPPED, next_attempt_at=None
+        )
+        return None
+    return _build(message, unsubscribe_url(message.contact) if marketing and message.contact else "")
+
+
+def _deliver_claimed(message: EmailMessage, email: EmailMultiAlternatives) -> EmailMessage:
+    message_id = message.id
     try:
         _deliver(email)  # outside any transaction: no rollback can unsend
-    except Exception as exc:
-        error = f"{type(exc.__cause__ or exc).__name__}: {exc.__cause__ or exc}"[:1800]
-        outcome = _outcome(exc)
-        if outcome != TEMPORARY or message.attempts >= MAX_SEND_ATTEMPTS:
-            if outcome == UNKNOWN:
-                error = "No answer from the provider after sending; not retried, so it is never sent twice. " + error
-            EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
-                status=EmailMessage.Status.FAILED, error=error, next_attempt_at=None
-            )
-            logger.warning("Email %s failed: %s", message_id, error)
-            return message
+    except NotSent as exc:
+        if isinstance(exc.__cause__, SoftTimeLimitExceeded):  # while connecting: nothing was sent
+            _unclaim(message_id)
+            raise exc.__cause__ from None
+        return _send_failed(message, exc)
+    except SoftTimeLimitExceeded:
+        # Stopped by the task's time limit mid-send: whether the provider has it is unknown, so, as after
+        # a timeout, it is not sent again. Raised on: the task must end, not carry on past its limit.
         EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
-            status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + send_retry_delay(message)
+            status=EmailMessage.Status.FAILED, error=INTERRUPTED_SEND, next_attempt_at=None
         )
-        raise TemporarySendError(error) from exc
+        raise
+    except Exception as exc:
+        return _send_failed(message, exc)
     provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
     if provider_id is None:  # SMTP and console: the Message-ID we set
         provider_id = email.extra_headers["Message-ID"]
+    try:
+        _mark_sent(message_id, str(provider_id)[:255])
+    except SoftTimeLimitExceeded:
+        _mark_sent(message_id, str(provider_id)[:255])  # the limit's signal comes once: record the send, then end
+        raise
+    return message
+
+
+def _mark_sent(message_id: int, provider_id: str) -> None:
     with transaction.atomic(), _relaxed_commit():
         EmailMessage.objects.filter(id=message_id).update(
             status=EmailMessage.Status.SENT,
             sent_at=timezone.now(),
-            provider_message_id=str(provider_id)[:255],
+            provider_message_id=provider_id,
             error="",
             next_attempt_at=None,
         )
-    return message
+
+
+def _send_failed(message: EmailMessage, exc: Exception) -> EmailMessage:
+    message_id = message.id
+    error = f"{type(exc.__cause__ or exc).__name__}: {exc.__cause__ or exc}"[:1800]
+    outcome = _outcome(exc)
+    if outcome != TEMPORARY or message.attempts >= MAX_SEND_ATTEMPTS:
+        if outcome == UNKNOWN:
+            error = "No answer from the provider after sending; not retried, so it is never sent twice. " + error
+        EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
+            status=EmailMessage.Status.FAILED, error=error, next_attempt_at=None
+        )
+        logger.warning("Email %s failed: %s", message_id, error)
+        return message
+    EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.SENDING).update(
+        status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + send_retry_delay(message)
+    )
+    raise TemporarySendError(error) from exc
 
 
 @contextlib.contextmanager
@@ -391,14 +506,20 @@ def emails_sweep() -> dict[str, int]:
 # --- transactional email -------------------------------------------------------------------------
 
 
-@transaction.atomic
 def transactional_send(*, transactional, to_email: str, data: dict, add_to_audience: bool = False) -> EmailMessage:
     """The API's `transactional`: queue `transactional` to `to_email`, linked to its contact when there is
-    one (created first when `add_to_audience`)."""
-    contact = contact_find(team=transactional.team, email=to_email)
-    if contact is None and add_to_audience:
-        contact, _ = contact_upsert(team=transactional.team, email=to_email)
-    return transactional_queue(transactional=transactional, to_email=to_email, contact=contact, data=data)
+    one (created first when `add_to_audience`). Raises ValidationError when the email cannot be rendered
+    with this data (a limit): the failed email is recorded first, so the team's log shows it too."""
+    from django.core.exceptions import ValidationError
+
+    with transaction.atomic():
+        contact = contact_find(team=transactional.team, email=to_email)
+        if contact is None and add_to_audience:
+            contact, _ = contact_upsert(team=transactional.team, email=to_email)
+        message = transactional_queue(transactional=transactional, to_email=to_email, contact=contact, data=data)
+    if message.status == EmailMessage.Status.FAILED:
+        raise ValidationError({"dataVariables": message.error})
+    return message
 
 
 def transactional_queue(*, transactional, to_email: str, contact: Contact | None, data: dict) -> EmailMessage:
@@ -414,9 +535,27 @@ def transactional_queue(*, transactional, to_email: str, contact: Contact | None
         "data": data,
         "unsubscribe_url": "",
     }
-    rendered = email_render(
-        subject=transactional.subject, preview_text=transactional.preview_text, body=transactional.body, context=context
-    )
+    try:
+        rendered = email_render(
+            subject=transactional.subject,
+            preview_text=transactional.preview_text,
+            body=transactional.body,
+            context=context,
+        )
+    except RenderError as exc:  # these values took the template over a limit: recorded, never sent
+        return EmailMessage.objects.create(
+            team_id=transactional.team_id,
+            contact=contact,
+            transactional=transactional,
+            to_email=to_email,
+            from_email=_from_address(transactional),
+            reply_to=transactional.reply_to,
+            subject=transactional.subject[:998],
+            html_body="",
+            text_body="",
+            status=EmailMessage.Status.FAILED,
+            error=str(exc),
+        )
     message = EmailMessage.objects.create(
         team_id=transactional.team_id,
         contact=contact,

@@ -57,6 +57,7 @@ def event_fire(
                 source=source,
                 idempotency_key=idempotency_key,
                 occurred_at=occurred_at or timezone.now(),
+                livemode=contact.livemode,
             )
             loops = Loop.objects.filter(
                 team=team, status=Loop.Status.ACTIVE, trigger=Loop.Trigger.EVENT, trigger_event_name=name

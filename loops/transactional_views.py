@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
@@ -11,6 +12,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 from contacts.selectors import contact_find
+from loopsync.csp import email_preview_policy
+from loopsync.site import absolute_url
 
 from . import selectors, services
 from .forms import TransactionalForm
@@ -49,13 +52,14 @@ def _render_form(request, form, *, transactional=None, preview_data="", preview_
             "preview_data": preview_data,
             "preview_email": preview_email,
             "preview_contacts": selectors.preview_contacts(team=request.team),
-            "api_url": request.build_absolute_uri("/api/v1/transactional"),
+            "api_url": absolute_url("/api/v1/transactional"),
         },
         status=status,
     )
 
 
 @login_required
+@email_preview_policy
 def transactional_new(request: HttpRequest) -> HttpResponse:
     form = TransactionalForm(request.POST or None, instance=TransactionalEmail(team=request.team))
     if request.method == "POST" and form.is_valid():
@@ -69,6 +73,7 @@ def transactional_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@email_preview_policy
 def transactional_edit(request: HttpRequest, pk: int) -> HttpResponse:
     transactional = _transactional(request, pk)
     form = TransactionalForm(request.POST or None, instance=transactional)
@@ -106,16 +111,46 @@ def transactional_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "loops/_preview.html", {"preview": preview})
 
 
+def _data_problem(data: dict) -> str | None:
+    """What the API would refuse in these data variables (its caps, with the same messages), or None."""
+    limit = settings.DATA_VARIABLES_PER_REQUEST
+    if len(data) > limit:
+        return (
+            f"At most {limit:,} data variables in one request (DATA_VARIABLES_PER_REQUEST); this one has {len(data):,}."
+        )
+    max_chars = settings.DATA_VARIABLE_MAX_CHARS
+    stack = [(str(key), value) for key, value in data.items()]
+    while stack:  # iterative: the data may nest as deep as the JSON parser goes
+        path, value = stack.pop()
+        if isinstance(value, str) and len(value) > max_chars:
+            return f"{path}: A value is at most {max_chars:,} characters (DATA_VARIABLE_MAX_CHARS)."
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
 def _preview(request, form, preview_data: str, preview_email: str) -> dict:
     values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in EMAIL_TEMPLATE_FIELDS}
     contact = contact_find(team=request.team, email=preview_email) if request.team else None
     problems = []
     try:
+        if len(preview_data.encode()) > settings.API_MAX_BODY_BYTES:
+            raise OverflowError
         data = json.loads(preview_data) if preview_data.strip() else {}
         if not isinstance(data, dict):
             raise ValueError
-    except ValueError:
+    except OverflowError:
+        limit = settings.API_MAX_BODY_BYTES
+        problems.append(f"The preview data is longer than an API request may be: {limit:,} bytes (API_MAX_BODY_BYTES).")
+        data = {}
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the JSON parser goes
         problems.append("The preview data is not a JSON object.")
+        data = {}
+    problem = _data_problem(data)
+    if problem is not None:  # the API refuses such data: previewing it would show what can never be sent
+        problems.append(f"The preview data is over the API's caps: {problem}")
         data = {}
     context = {
         "contact": contact_context(contact) if contact else SAMPLE_CONTEXT["contact"],

@@ -1,26 +1,32 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.selectors import team_object_or_404
+from loopsync.keyset import cursors, newest_first_page
+from loopsync.testdata import test_data_requested
 
 from . import selectors, services
 from .models import EmailMessage, Event, Loop, LoopTemplate
-from .sending import contact_unsubscribe, unsubscribe_contact_for
+from .sending import TEST_EMAIL_LINK, contact_resubscribe, contact_unsubscribe, unsubscribe_contact_for
 
 
 @csrf_exempt  # the signed token is the authority; mail clients' one-click POST carries no CSRF token
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET asks to confirm (link scanners must not unsubscribe anyone); POST unsubscribes, which is
     also what `List-Unsubscribe-Post: List-Unsubscribe=One-Click` sends."""
+    if token == TEST_EMAIL_LINK:  # the link in a "Send a test to me" email
+        return render(request, "loops/unsubscribe.html", {"test_email": True})
     contact = unsubscribe_contact_for(token)
     if contact is None:
         return render(request, "loops/unsubscribe.html", {"invalid": True}, status=404)
     if request.method == "POST":
+        if request.POST.get("action") == "resubscribe":  # the contact's own choice, on this page
+            contact_resubscribe(contact=contact)
+            return render(request, "loops/unsubscribe.html", {"resubscribed": True, "email": contact.email})
         contact_unsubscribe(contact=contact)
         return render(request, "loops/unsubscribe.html", {"done": True, "email": contact.email})
     if request.method != "GET":
@@ -32,10 +38,16 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def event_list(request: HttpRequest) -> HttpResponse:
     team = request.team or None
     name, contact = request.GET.get("name", "")[:120], request.GET.get("contact", "")[:254]
-    events = selectors.events_for_team(team=team, name=name, contact=contact) if team else Event.objects.none()
-    page = Paginator(events, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
-    names = selectors.event_names(team=team) if team else []
-    return render(request, "loops/events.html", {"page": page, "names": names, "name": name, "contact": contact})
+    livemode = not test_data_requested(request)
+    events = (
+        selectors.events_for_team(team=team, name=name, contact=contact, livemode=livemode)
+        if team
+        else Event.objects.none()
+    )
+    page = newest_first_page(events, field="created_at", size=selectors.PAGE_SIZE, **cursors(request))
+    names = selectors.event_names(team=team, livemode=livemode) if team else []
+    context = {"page": page, "names": names, "name": name, "contact": contact, "test_data": not livemode}
+    return render(request, "loops/events.html", context)
 
 
 @login_required

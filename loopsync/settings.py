@@ -3,9 +3,11 @@
 Safe defaults for development; outside DEBUG, a missing secret or broker is a start-up error.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -64,6 +66,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from static/: the docs work offline
     "django_htmx",
+    "axes",  # log-in throttling: failed attempts by account and by IP (see AXES_* below)
+    "csp",  # the Content-Security-Policy header on every response (CONTENT_SECURITY_POLICY below)
     "loopsync.apps.LoopSyncConfig",
     "accounts",
     "contacts",
@@ -74,15 +78,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.CurrentTeamMiddleware",
+    "accounts.middleware.TeamRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a refused log-in into the lock-out page (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loopsync.urls"
@@ -126,6 +134,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Log-in throttling (django-axes), on /login/ and /admin/login/ alike: LOGIN_FAILURE_LIMIT failed attempts
+# lock the account (from any address) and, separately, the client's IP address (for any account), until
+# LOGIN_COOLOFF_MINUTES pass without a new failure. The lock-out page says which and when to retry (429).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out log-in before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks: by account, and by IP
+# Attempts made while locked are not counted, so the lock ends LOGIN_COOLOFF_MINUTES after the last counted
+# failure, as the lock-out page says, however often the form is posted meanwhile.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "accounts.login_throttle.LoginThrottleHandler"  # a success resets that account's failures only
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no record of every successful log-in: only failures are needed, and they expire
+AXES_LOCKOUT_CALLABLE = "accounts.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.login_throttle.client_ip"  # honours TRUSTED_PROXY_COUNT (below)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -159,6 +190,22 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
 ANYMAIL = env.json("ANYMAIL", default={})
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoopSync <noreply@localhost>")
+# The From of a loop's or a transactional email must be on one of these domains (exact match, for every
+# team), or on a domain the team verified in Settings → Sending. The operator's own domain is not
+# allowed to tenants unless listed here; a blank From always sends as DEFAULT_FROM_EMAIL.
+ALLOWED_SENDER_DOMAINS = [
+    d.strip().lower().rstrip(".") for d in env.list("ALLOWED_SENDER_DOMAINS", default=[]) if d.strip()
+]
+# Where sender-domain verification looks up TXT records: "ip" or "ip:port" entries; empty = the system's resolver.
+SENDER_DOMAIN_NAMESERVERS = env.list("SENDER_DOMAIN_NAMESERVERS", default=[])
+# Verification runs in a worker (accounts.tasks), never in a web request: one lookup takes at most the
+# timeout, and a domain is checked at most once per interval, however often Verify is pressed.
+SENDER_DOMAIN_DNS_TIMEOUT = env.float("SENDER_DOMAIN_DNS_TIMEOUT", default=2.0)  # seconds for one verification
+SENDER_DOMAIN_CHECK_INTERVAL = env.int("SENDER_DOMAIN_CHECK_INTERVAL", default=30)  # seconds between checks
+if SENDER_DOMAIN_DNS_TIMEOUT <= 0 or SENDER_DOMAIN_CHECK_INTERVAL < 1:
+    raise ImproperlyConfigured("SENDER_DOMAIN_DNS_TIMEOUT must be above 0 and SENDER_DOMAIN_CHECK_INTERVAL at least 1.")
+SENDER_DOMAINS_MAX = env.int("SENDER_DOMAINS_MAX", default=20)  # domains per team
+INVITATIONS_OPEN_MAX = env.int("INVITATIONS_OPEN_MAX", default=50)  # open invitations per team
 # Where links in emails (unsubscribe) point: the public address of this installation.
 SITE_URL = SITE_URL or "http://127.0.0.1:8000"  # development only: DEBUG is on
 
@@ -183,6 +230,51 @@ CELERY_BEAT_SCHEDULE = {
     "loops-advance-due-runs": {"task": "loops.tasks.advance_due_runs", "schedule": 15.0},
     "loops-sweep-emails": {"task": "loops.tasks.sweep_emails", "schedule": 60.0},
 }
+# Every task is stopped past these (prefork pool): the soft limit raises SoftTimeLimitExceeded, which the
+# drains answer by releasing what they claimed; the hard limit kills the worker process. A drain hands
+# over after 20 s (DRAIN_BUDGET_SECONDS) but finishes the batch it started. A batch of runs takes no new
+# run after a quarter of the soft limit (the rest go back, due), and a run renders for at most 5 s a turn
+# before it is continued later (loops/runs.py), so a batch ends within about 20 + 30 + 5 + one render
+# (at most 5 × LIQUID_RENDER_TIMEOUT on the clock) seconds: half the default soft limit.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT}) must be above 0 and below "
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}): the soft limit lets a task release its work first."
+    )
+
+# Rendering a team's templates (loops/render_limits.py): each render of a subject, preview text or body
+# is bounded, and going over fails it with a message naming the limit (refused on save, shown in the
+# preview, recorded on the run or email). See "Limits" in the README.
+# Seconds of processing (CPU) time to render one email; a save check gets half, and running out at send
+# time is retried a few times before the run fails. No render takes over 5 times this on the clock.
+LIQUID_RENDER_TIMEOUT = env.float("LIQUID_RENDER_TIMEOUT", default=1.0)
+LIQUID_TEMPLATE_LIMIT = env.int("LIQUID_TEMPLATE_LIMIT", default=20_000)  # characters of one template's source
+LIQUID_LOOP_LIMIT = env.int("LIQUID_LOOP_LIMIT", default=10_000)  # loop iterations per render; items in a list
+LIQUID_OUTPUT_LIMIT = env.int("LIQUID_OUTPUT_LIMIT", default=256 * 1024)  # bytes one template renders; any value
+LIQUID_NAMESPACE_LIMIT = env.int("LIQUID_NAMESPACE_LIMIT", default=256 * 1024)  # bytes in assign/capture variables
+LIQUID_NESTING_LIMIT = env.int("LIQUID_NESTING_LIMIT", default=30)  # blocks inside blocks
+# Bytes of an email's HTML part, layout included: Markdown can make many times what the template rendered.
+EMAIL_HTML_LIMIT = env.int("EMAIL_HTML_LIMIT", default=1024 * 1024)
+_render_limits = {
+    "EMAIL_HTML_LIMIT": EMAIL_HTML_LIMIT,
+    "LIQUID_RENDER_TIMEOUT": LIQUID_RENDER_TIMEOUT,
+    "LIQUID_TEMPLATE_LIMIT": LIQUID_TEMPLATE_LIMIT,
+    "LIQUID_LOOP_LIMIT": LIQUID_LOOP_LIMIT,
+    "LIQUID_OUTPUT_LIMIT": LIQUID_OUTPUT_LIMIT,
+    "LIQUID_NAMESPACE_LIMIT": LIQUID_NAMESPACE_LIMIT,
+}
+for _name, _value in _render_limits.items():
+    if _value <= 0:
+        raise ImproperlyConfigured(f"{_name}={_value} must be above 0: it bounds what a team's template may do.")
+if not 1 <= LIQUID_NESTING_LIMIT <= 100:  # deeper nesting runs into Python's recursion limit
+    raise ImproperlyConfigured(f"LIQUID_NESTING_LIMIT={LIQUID_NESTING_LIMIT} must be from 1 to 100.")
+if LIQUID_RENDER_TIMEOUT * 20 > CELERY_TASK_SOFT_TIME_LIMIT:  # one render may take 5 times it (see above)
+    raise ImproperlyConfigured(
+        f"LIQUID_RENDER_TIMEOUT={LIQUID_RENDER_TIMEOUT:g} must be at most a twentieth of CELERY_TASK_SOFT_TIME_LIMIT "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT}), so that a batch of runs ends well within the task's time limit."
+    )
 
 # Webhooks
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
@@ -217,6 +309,17 @@ API_RATE_LIMIT_REDIS_URL = env.str(
     "REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# What one API request, and one team, may hold in custom properties and values (a 400 names the cap hit).
+# Integrations send tens of properties; these leave room for that many times over, and keep a request at
+# the caps to a few queries (100 values of 2,000 characters is 200 KB, well under API_MAX_BODY_BYTES).
+CONTACT_PROPERTIES_PER_REQUEST = env.int("CONTACT_PROPERTIES_PER_REQUEST", default=100)  # custom keys in one body
+CONTACT_PROPERTIES_PER_TEAM = env.int("CONTACT_PROPERTIES_PER_TEAM", default=500)  # declared properties a team has
+PROPERTY_VALUE_MAX_CHARS = env.int("PROPERTY_VALUE_MAX_CHARS", default=2000)  # a contact or event property's text
+EVENT_PROPERTIES_PER_REQUEST = env.int("EVENT_PROPERTIES_PER_REQUEST", default=100)  # keys of `eventProperties`
+DATA_VARIABLES_PER_REQUEST = env.int("DATA_VARIABLES_PER_REQUEST", default=100)  # keys of `dataVariables`
+# A data variable's text (any string in it): one-off content such as an address or a message, longer than a
+# stored property may be.
+DATA_VARIABLE_MAX_CHARS = env.int("DATA_VARIABLE_MAX_CHARS", default=10_000)
 
 LOGGING = {
     "version": 1,
@@ -224,11 +327,56 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "mail.log": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "mail.log": {"level": "WARNING"},
+        # axes says INFO on every successful log-in (masked); failures and lock-outs are WARNING and stay.
+        "axes": {"level": "WARNING"},
+    },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = _strict_bool("SECURE_COOKIES", default=True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS. Production (DEBUG=false) defaults to HTTPS only: plain HTTP is redirected, cookies are sent only
+# over HTTPS, and browsers are told (HSTS) to use HTTPS for a year. DEBUG=true keeps plain HTTP for
+# development. Each one can be set from the environment; see "Production settings" in the README.
+#
+# TRUSTED_PROXY_COUNT is how many reverse proxies (load balancer, nginx, …) stand in front of the app and
+# set X-Forwarded-For / X-Forwarded-Proto. 0 (the default) trusts neither header: a client could forge them.
+# From 1, a request is HTTPS when the proxy says so, and the log-in throttle counts the client's address
+# as the proxies recorded it instead of the proxy's own (accounts.login_throttle.client_ip).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} must be 0 (no proxy) or more.")
+if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Never redirected: load balancers probe /healthz over plain HTTP, and Stripe does not follow a redirect of
+# its POST (an http:// endpoint URL would fail every delivery instead of being upgraded). The URL LoopSync
+# shows for Stripe is built from SITE_URL, https:// in production, and Stripe requires https in live mode.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^webhooks/"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = _strict_bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = _strict_bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp), on every response, DEBUG or not: scripts, styles, fonts and
+# connections come from this site only; no inline script, event handler or eval anywhere (htmx is
+# configured not to need them, see base.html), no plugins, no framing, forms post here only.
+# Two kinds of page add to it (loopsync/csp.py, which says why it cannot be narrower): the email editors
+# (inline styles and https images, for the email in their preview) and ReDoc (its run-time styles, a worker).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}

@@ -15,7 +15,7 @@ class EndpointAdminForm(forms.ModelForm):
 
     class Meta:
         model = Endpoint
-        fields = ["team", "platform", "name", "signing_secret", "tolerance", "enabled"]
+        fields = ["team", "platform", "mode", "name", "signing_secret", "tolerance", "enabled"]
 
     def clean_signing_secret(self):
         secret = self.cleaned_data.get("signing_secret", "")
@@ -43,11 +43,15 @@ class EventSettingInline(admin.TabularInline):
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
     form = EndpointAdminForm
-    list_display = ["name", "team", "platform", "receive_path", "secret_hint", "enabled", "created_at"]
-    list_filter = ["enabled", "platform"]
+    list_display = ["name", "team", "platform", "mode", "receive_path", "secret_hint", "enabled", "created_at"]
+    list_filter = ["enabled", "platform", "mode"]
     search_fields = ["name", "team__name", "uuid"]
     readonly_fields = ["uuid", "receive_path", "secret_hint", "created_at", "updated_at"]
     inlines = [EventSettingInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The mode is chosen when the endpoint is made: its deliveries and contacts belong to that mode.
+        return [*self.readonly_fields, "mode"] if obj is not None else self.readonly_fields
 
     @admin.display(description="URL path")
     def receive_path(self, obj: Endpoint) -> str:
@@ -78,7 +82,7 @@ class EventSettingAdmin(admin.ModelAdmin):
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["event_type", "status", "ignored_reason", "received_at", "attempts", "team", "stripe_event_id"]
-    list_filter = ["status", "event_type", "ignored_reason", "livemode"]
+    list_filter = ["status", "event_type", "ignored_reason", "livemode", "sample"]
     search_fields = ["stripe_event_id", "event_type"]
     list_select_related = ["team"]
     date_hierarchy = "received_at"

@@ -8,11 +8,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.decorators import team_admin_required
 from accounts.selectors import team_object_or_404
+from loopsync.site import absolute_url
 
 from . import selectors, services
 from .forms import EndpointForm, EventSettingsForm, SecretForm
 from .models import Endpoint
+from .receiving import WebhookRejected
 from .stripe_events import SUPPORTED_EVENTS
 
 
@@ -26,7 +29,7 @@ def _render_detail(request, endpoint, *, secret_form=None, settings_form=None, o
         "webhooks/stripe_endpoint.html",
         {
             "endpoint": endpoint,
-            "receive_url": request.build_absolute_uri(endpoint.get_receive_path()),
+            "receive_url": absolute_url(endpoint.get_receive_path()),
             "secret_form": secret_form or SecretForm(),
             "settings_form": settings_form
             or EventSettingsForm(type_settings=selectors.endpoint_type_settings(endpoint=endpoint)),
@@ -43,13 +46,15 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     return render(request, "webhooks/stripe_endpoints.html", {"endpoints": endpoints})
 
 
-@login_required
+@team_admin_required  # logged in, and an owner or admin of the current team
 def endpoint_new(request: HttpRequest) -> HttpResponse:
     if not request.team:
         return redirect("home")
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        endpoint = services.endpoint_create(team=request.team, name=form.cleaned_data["name"])
+        endpoint = services.endpoint_create(
+            team=request.team, name=form.cleaned_data["name"], mode=form.cleaned_data["mode"]
+        )
         messages.success(request, "Endpoint created. Paste its URL into Stripe, then its signing secret here.")
         return redirect("webhook-settings:detail", pk=endpoint.pk)
     return render(request, "webhooks/stripe_endpoint_new.html", {"form": form})
@@ -63,7 +68,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_detail(request, endpoint, outcome=outcome)
 
 
-@login_required
+@team_admin_required
 @require_POST
 def endpoint_secret(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
@@ -75,7 +80,7 @@ def endpoint_secret(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("webhook-settings:detail", pk=endpoint.pk)
 
 
-@login_required
+@team_admin_required
 @require_POST
 def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
@@ -87,7 +92,7 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("webhook-settings:detail", pk=endpoint.pk)
 
 
-@login_required
+@team_admin_required
 @require_POST
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
@@ -97,7 +102,7 @@ def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("webhook-settings:detail", pk=endpoint.pk)
 
 
-@login_required
+@team_admin_required
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
     if request.method == "POST":
@@ -121,10 +126,16 @@ def endpoint_test(request: HttpRequest, pk: int, event_type: str) -> HttpRespons
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("webhook-settings:detail", pk=endpoint.pk)
-    except services.WebhookRejected as exc:
+    except WebhookRejected as exc:
         messages.error(request, f"The test event was refused: {exc.message}")
         return redirect("webhook-settings:detail", pk=endpoint.pk)
     messages.success(request, f"Test {event_type} sent.")
+    if not (user.email or "").strip():
+        messages.warning(
+            request,
+            "Your account has no email address, so the test contact is test@example.com and its loops' email is "
+            "skipped (test-mode email goes only to team members' addresses).",
+        )
     detail = reverse("webhook-settings:detail", args=[endpoint.pk])
     return redirect(f"{detail}?test={received.delivery_id}#test-result")
 

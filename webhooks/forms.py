@@ -1,7 +1,7 @@
 from django import forms
 
 from . import services
-from .models import EventSetting
+from .models import Endpoint, EventSetting
 from .stripe_events import StripeEventType
 
 
@@ -11,6 +11,19 @@ class EndpointForm(forms.Form):
         initial="Stripe",
         help_text="For you, to tell endpoints apart: e.g. the Stripe account it belongs to.",
     )
+    mode = forms.ChoiceField(
+        choices=Endpoint.Mode.choices,
+        initial=Endpoint.Mode.LIVE,
+        widget=forms.RadioSelect,
+        required=False,  # a script that posts no mode gets a live endpoint, like the command's default
+        label="Stripe mode",
+        help_text="Which of Stripe's modes this endpoint is for; it cannot be changed later. A live endpoint "
+        "ignores test-mode events. A test endpoint syncs test contacts, kept apart from live ones, and their "
+        "loops email only your team's members.",
+    )
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data["mode"] or Endpoint.Mode.LIVE
 
 
 class SecretForm(forms.Form):

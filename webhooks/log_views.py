@@ -4,12 +4,12 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from loopsync.keyset import cursors, newest_first_page
 
 from .models import Delivery, Endpoint
 from .processing import delivery_replay
@@ -32,7 +32,7 @@ def log_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     deliveries = endpoint.deliveries.order_by("-received_at", "-id").defer("payload")
     if status in Delivery.Status.values:
         deliveries = deliveries.filter(status=status)
-    page = Paginator(deliveries, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = newest_first_page(deliveries, field="received_at", size=PAGE_SIZE, **cursors(request))
     return render(
         request,
         "webhooks/log.html",

@@ -17,9 +17,16 @@ class Endpoint(models.Model):
     class Platform(models.TextChoices):
         STRIPE = "stripe", "Stripe"
 
+    class Mode(models.TextChoices):
+        LIVE = "live", "Live mode"
+        TEST = "test", "Test mode"
+
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="endpoints")
     platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.STRIPE)
     name = models.CharField(max_length=120, default="Stripe")
+    # Which of Stripe's modes this endpoint takes events from; chosen at creation, never changed (its
+    # deliveries, contacts and events belong to that mode). The other mode's events are ignored.
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.LIVE)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     signing_secret = models.CharField(max_length=255, blank=True)
     # How old a signed timestamp may be. Positive by constraint: there is no "off".
@@ -34,11 +41,16 @@ class Endpoint(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(platform__in=["stripe"]), name="endpoint_platform_valid"),
+            models.CheckConstraint(condition=Q(mode__in=["live", "test"]), name="endpoint_mode_valid"),
             models.CheckConstraint(condition=Q(tolerance__gte=1), name="endpoint_tolerance_positive"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.team})"
+
+    @property
+    def livemode(self) -> bool:
+        return self.mode == self.Mode.LIVE
 
     def get_receive_path(self) -> str:
         return reverse("webhooks:stripe-receive", kwargs={"endpoint_uuid": self.uuid})
@@ -73,6 +85,17 @@ class EventSetting(models.Model):
         return f"{self.event_type} → {self.trigger_event_name or '(sync only)'}"
 
 
+class IgnoredReason(models.TextChoices):
+    """Why a verified delivery is answered 200 and kept, but not processed."""
+
+    UNSUPPORTED = "unsupported_type", "Event type not supported"
+    DISABLED = "type_disabled", "Event type not ticked on this endpoint"
+    NO_EMAIL = "no_email", "No email"
+    INVALID_EMAIL = "invalid_email", "Invalid email"
+    TEST_ON_LIVE = "test_mode_event", "A test-mode event on a live-mode endpoint"
+    LIVE_ON_TEST = "live_mode_event", "A live-mode event on a test-mode endpoint"
+
+
 class Delivery(models.Model):
     """Every webhook that passed the signature check, kept before it is answered."""
 
@@ -83,16 +106,16 @@ class Delivery(models.Model):
         PROCESSED = "processed", "Processed"
         FAILED = "failed", "Failed"
 
-    class IgnoredReason(models.TextChoices):
-        UNSUPPORTED = "unsupported_type", "Event type not supported"
-        DISABLED = "type_disabled", "Event type not ticked on this endpoint"
-        NO_EMAIL = "no_email", "No email"
+    IgnoredReason = IgnoredReason
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="deliveries")
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
     stripe_event_id = models.CharField(max_length=255)
     event_type = models.CharField(max_length=128)
     livemode = models.BooleanField(default=False)
+    # Sent by this app's "Send test event" (signed with the endpoint's secret like any other), not by Stripe:
+    # always a test-mode event, accepted by live endpoints too, and its data is test data.
+    sample = models.BooleanField(default=False)
     api_version = models.CharField(max_length=64, blank=True)
     account = models.CharField(max_length=255, blank=True, help_text="The Connect account, if any.")
     event_created = models.DateTimeField(null=True, blank=True)
@@ -115,8 +138,10 @@ class Delivery(models.Model):
                 condition=Q(status__in=["received", "ignored", "processing", "processed", "failed"]),
                 name="delivery_status_valid",
             ),
+            # "Send test event" sends test-mode samples only: their data is always test data.
+            models.CheckConstraint(condition=~Q(sample=True, livemode=True), name="delivery_sample_is_test_mode"),
             models.CheckConstraint(
-                condition=Q(status="ignored", ignored_reason__in=["unsupported_type", "type_disabled", "no_email"])
+                condition=Q(status="ignored", ignored_reason__in=IgnoredReason.values)
                 | (~Q(status="ignored") & Q(ignored_reason="")),
                 name="delivery_ignored_has_reason",
             ),
@@ -137,3 +162,8 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.stripe_event_id} ({self.status})"
+
+    @property
+    def mode_mismatch(self) -> bool:
+        """Ignored for being of the other Stripe mode: an endpoint's mode never changes, so no replay helps."""
+        return self.ignored_reason in {IgnoredReason.TEST_ON_LIVE, IgnoredReason.LIVE_ON_TEST}

@@ -9,6 +9,7 @@ import json
 import logging
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -20,7 +21,7 @@ from loops.services import event_fire
 from loopsync.drain import drain
 
 from .models import Delivery, EventSetting
-from .services import deliveries_wake
+from .receiving import deliveries_wake, email_valid, ignored_reason
 from .stripe_events import SUPPORTED_EVENTS
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20  # then the task hands over to a fresh one, so other work gets a turn
 # Errors that can heal by themselves: the database or broker went away, a deadlock, a timeout.
 TEMPORARY_ERRORS = (OperationalError, InterfaceError, BrokerError)
+# What undoes a batch and releases its rows: those, and the task's time limit (CELERY_TASK_SOFT_TIME_LIMIT),
+# which is no fault of a delivery and must never mark one failed.
+RELEASING_ERRORS = (*TEMPORARY_ERRORS, SoftTimeLimitExceeded)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -89,10 +93,13 @@ def _apply(delivery: Delivery, trigger: str) -> None:
     extracted = spec.extract(delivery.payload)
     if not extracted.email:
         raise ValueError("The event carries no email")
+    if not email_valid(extracted.email):
+        raise ValueError(f"The event's email is not valid: {extracted.email[:100]!r}")
     team = Team(id=delivery.team_id)
     with transaction.atomic():
         sync = contact_sync(
             team=team,
+            livemode=delivery.livemode,
             email=extracted.email,
             full_name=extracted.full_name,
             stripe_customer_id=extracted.customer_id,
@@ -109,7 +116,7 @@ def _apply(delivery: Delivery, trigger: str) -> None:
                     "stripe_event_id": delivery.stripe_event_id,
                     "stripe_event_type": delivery.event_type,
                     "stripe_customer_id": extracted.customer_id,
-                    "livemode": delivery.livemode,
+                    "livemode": sync.contact.livemode,
                 },
                 source="stripe",
                 idempotency_key=delivery.stripe_event_id,
@@ -130,7 +137,7 @@ def _process(deliveries: list[Delivery]) -> None:
             for delivery in deliveries:
                 try:
                     _apply(delivery, triggers.get((delivery.endpoint_id, delivery.event_type), ""))
-                except TEMPORARY_ERRORS:
+                except RELEASING_ERRORS:
                     raise
                 except Exception as exc:  # will not heal by retrying: record it for the user
                     logger.exception("Delivery %s failed", delivery.id)
@@ -139,7 +146,7 @@ def _process(deliveries: list[Delivery]) -> None:
                         last_error=f"{type(exc).__name__}: {exc}"[:2000],
                         next_attempt_at=None,
                     )
-    except TEMPORARY_ERRORS as exc:
+    except RELEASING_ERRORS as exc:
         for delivery in deliveries:
             delivery_release(delivery_id=delivery.id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -217,16 +224,15 @@ def delivery_replay(*, delivery: Delivery) -> str:
     (its type may have been ticked since, or it was a type we did not support). Returns the new status."""
     if delivery.status not in {Delivery.Status.FAILED, Delivery.Status.IGNORED}:
         return delivery.status
-    spec = SUPPORTED_EVENTS.get(delivery.event_type)
-    reason = ""
-    if spec is None:
-        reason = Delivery.IgnoredReason.UNSUPPORTED
-    elif not EventSetting.objects.filter(
-        endpoint_id=delivery.endpoint_id, event_type=delivery.event_type, enabled=True
-    ).exists():
-        reason = Delivery.IgnoredReason.DISABLED
-    elif not spec.email(delivery.payload):
-        reason = Delivery.IgnoredReason.NO_EMAIL
+    reason = ignored_reason(
+        spec=SUPPORTED_EVENTS.get(delivery.event_type),
+        type_enabled=EventSetting.objects.filter(
+            endpoint_id=delivery.endpoint_id, event_type=delivery.event_type, enabled=True
+        ).exists(),
+        payload=delivery.payload,
+        endpoint_livemode=delivery.endpoint.livemode,
+        sample=delivery.sample,
+    )
     if reason:
         Delivery.objects.filter(id=delivery.id).update(status=Delivery.Status.IGNORED, ignored_reason=reason)
         return Delivery.Status.IGNORED

@@ -94,6 +94,7 @@ def delivery_outcome(*, delivery: Delivery) -> DeliveryOutcome:
     else:
         spec = SUPPORTED_EVENTS.get(delivery.event_type)
         email = spec.email(delivery.payload) if spec else ""
-        contact = Contact.objects.filter(team_id=delivery.team_id, email__iexact=email).first() if email else None
+        contacts = Contact.objects.filter(team_id=delivery.team_id, livemode=delivery.livemode)
+        contact = contacts.with_email(email).first() if email else None
         runs = []
     return DeliveryOutcome(delivery=delivery, trigger=trigger, contact=contact, event=event, runs=runs)

@@ -1,33 +1,21 @@
-"""Webhook use cases: set up an endpoint, receive a delivery, process it, sweep what was left."""
+"""Webhook use cases of the settings pages: set up an endpoint, its secret and event settings, and send
+it a test event. Receiving is in `receiving`, processing in `processing`."""
 
 import json
-import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
 import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
-from django.utils import timezone
+from django.db import transaction
 
 from accounts.models import Team
 from contacts.models import Contact
 from loops.services import event_name_validate
-from loopsync.wakeup import wake
 
 from . import samples
-from .models import Delivery, Endpoint, EventSetting
+from .models import Endpoint, EventSetting
+from .receiving import Received, delivery_receive
 from .stripe_events import SUPPORTED_EVENTS
-
-logger = logging.getLogger(__name__)
-
-# A row left in `received` this long is woken again by the sweeper (the broker was down, the
-# wake-up was lost).
-SWEEP_AFTER = timedelta(minutes=1)
-
 
 # --- endpoints -----------------------------------------------------------------------------------
 
@@ -48,8 +36,10 @@ def endpoint_create(
     triggers: dict[str, str] | None = None,
     disabled: set[str] | frozenset[str] = frozenset(),
     tolerance: int = settings.WEBHOOK_DEFAULT_TOLERANCE_SECONDS,
+    mode: str = Endpoint.Mode.LIVE,
 ) -> Endpoint:
-    """An endpoint with one setting per supported type: all enabled unless `disabled`."""
+    """An endpoint for Stripe's live or test mode, with one setting per supported type: all enabled
+    unless `disabled`."""
     triggers = triggers or {}
     unknown = (set(triggers) | set(disabled)) - set(SUPPORTED_EVENTS)
     if unknown:
@@ -59,8 +49,11 @@ def endpoint_create(
         )
     if tolerance < 1:
         raise ValidationError("The signature tolerance must be at least one second.")
+    if mode not in Endpoint.Mode.values:
+        raise ValidationError(f"An endpoint's mode is live or test, not {mode!r}.")
     endpoint = Endpoint.objects.create(
         team=team,
+        mode=mode,
         name=name.strip() or "Stripe",
         signing_secret=secret_validate(secret) if secret else "",
         tolerance=tolerance,
@@ -76,140 +69,6 @@ def endpoint_create(
         for event_type in SUPPORTED_EVENTS
     )
     return endpoint
-
-
-# --- receiving -----------------------------------------------------------------------------------
-
-
-class WebhookRejected(Exception):
-    """The request is refused and nothing is stored."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Received:
-    delivery_id: int | None
-    status: str  # "queued", "ignored" or "duplicate"
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ReceivingEndpoint:
-    """What the receive path needs of an endpoint, read in one query."""
-
-    id: int
-    team_id: int
-    signing_secret: str
-    tolerance: int
-    type_enabled: bool
-
-
-def endpoint_for_receive(*, endpoint_uuid: UUID, event_type: str) -> ReceivingEndpoint:
-    """The enabled endpoint with this UUID, and whether it accepts `event_type`, or a 404."""
-    enabled = EventSetting.objects.filter(endpoint=OuterRef("pk"), event_type=event_type, enabled=True)
-    row = (
-        Endpoint.objects.filter(uuid=endpoint_uuid, enabled=True, platform=Endpoint.Platform.STRIPE)
-        .annotate(type_enabled=Exists(enabled))
-        .values_list("id", "team_id", "signing_secret", "tolerance", "type_enabled")
-        .first()
-    )
-    if row is None:
-        raise WebhookRejected(404, "Unknown or disabled endpoint.")
-    return ReceivingEndpoint(*row)
-
-
-def _timestamp(value) -> datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return datetime.fromtimestamp(value, tz=UTC)
-    return None
-
-
-def _parse(body: bytes) -> dict | None:
-    try:
-        payload = json.loads(body)
-    except ValueError:  # not UTF-8 or not JSON
-        return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
-        return None
-    return payload if isinstance(payload.get("type"), str) else None
-
-
-def delivery_receive(*, endpoint_uuid: UUID, body: bytes, signature: str | None) -> Received:
-    """Verify, store and wake a worker for one Stripe webhook. Raises WebhookRejected (nothing stored).
-
-    The body is parsed before it is verified only to learn its type, so that the endpoint and the
-    type's setting are read in one query; nothing is trusted or stored before the signature holds.
-    """
-    payload = _parse(body)
-    event_type = payload["type"] if payload else ""
-    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid, event_type=event_type)
-    if not signature:
-        raise WebhookRejected(400, "Missing Stripe-Signature header.")
-    try:
-        stripe.Webhook.construct_event(body, signature, endpoint.signing_secret, tolerance=endpoint.tolerance)
-    except stripe.SignatureVerificationError as exc:
-        raise WebhookRejected(400, f"Invalid signature: {exc.user_message or exc}") from None
-    except (ValueError, AttributeError, TypeError):  # signed, but not UTF-8, not JSON or not an object
-        raise WebhookRejected(400, "The body is not a Stripe event in JSON.") from None
-    if payload is None:
-        raise WebhookRejected(400, "The body is not a Stripe event: it needs an id and a type.")
-
-    spec = SUPPORTED_EVENTS.get(event_type)
-    reason = ""
-    if spec is None:
-        reason = Delivery.IgnoredReason.UNSUPPORTED
-    elif not endpoint.type_enabled:
-        reason = Delivery.IgnoredReason.DISABLED
-    elif not spec.email(payload):
-        reason = Delivery.IgnoredReason.NO_EMAIL
-
-    try:
-        delivery = _insert(
-            Delivery(
-                team_id=endpoint.team_id,
-                endpoint_id=endpoint.id,
-                stripe_event_id=payload["id"],
-                event_type=event_type,
-                livemode=bool(payload.get("livemode")),
-                api_version=str(payload.get("api_version") or ""),
-                account=str(payload.get("account") or ""),
-                event_created=_timestamp(payload.get("created")),
-                payload=payload,
-                status=Delivery.Status.IGNORED if reason else Delivery.Status.RECEIVED,
-                ignored_reason=reason,
-                next_attempt_at=None if reason else timezone.now() + SWEEP_AFTER,
-            )
-        )
-    except IntegrityError:
-        if Delivery.objects.filter(endpoint_id=endpoint.id, stripe_event_id=payload["id"]).exists():
-            return Received(delivery_id=None, status="duplicate")
-        raise
-    if reason:
-        return Received(delivery_id=delivery.id, status="ignored", reason=reason)
-    transaction.on_commit(deliveries_wake)
-    return Received(delivery_id=delivery.id, status="queued")
-
-
-def _insert(delivery: Delivery) -> Delivery:
-    """One INSERT, committed on its own (no BEGIN/COMMIT round trips): a duplicate fails on the unique
-    constraint and leaves nothing behind. Inside a caller's transaction a savepoint keeps it usable."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            delivery.save(force_insert=True)
-    else:
-        delivery.save(force_insert=True)
-    return delivery
-
-
-def deliveries_wake() -> bool:
-    """Wake a worker to drain received deliveries (one pending wake-up, however many arrive)."""
-    from .tasks import drain_deliveries
-
-    return wake(drain_deliveries, "deliveries")
 
 
 # --- settings pages ------------------------------------------------------------------------------
@@ -258,18 +117,18 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
 
 def endpoint_test_send(*, endpoint: Endpoint, event_type: str, email: str, name: str = "") -> Received:
     """Sign a sample event with the endpoint's own secret and receive it exactly as one from Stripe:
-    the same signature check, delivery row and processing. Raises ValidationError when it cannot be
-    sent, WebhookRejected when the receive path refuses it."""
+    the same signature check, delivery row and processing. The sample is a test-mode event, on a live
+    endpoint too, so it syncs a test contact and its loops email only the team's own members. Raises
+    ValidationError when it cannot be sent, WebhookRejected when the receive path refuses it."""
     if not endpoint.enabled:
         raise ValidationError("This endpoint is disabled: enable it to send a test event.")
     if not endpoint.signing_secret:
         raise ValidationError("Save the signing secret first: test events are signed with it, as Stripe's are.")
     email = email.strip() or samples.TEST_EMAIL
-    # A contact with this email keeps its Stripe customer id: the sample names that customer, so a
-    # test never rewrites a real customer's link. A new contact gets a test id, which the first real
-    # event for the email replaces.
+    # A test contact with this email keeps its Stripe customer id: the sample names that customer, so a
+    # second test never rewrites the first one's link.
     existing = (
-        Contact.objects.filter(team_id=endpoint.team_id)
+        Contact.objects.filter(team_id=endpoint.team_id, livemode=False)
         .with_email(email)
         .exclude(stripe_customer_id="")
         .values_list("stripe_customer_id", flat=True)
@@ -278,4 +137,4 @@ def endpoint_test_send(*, endpoint: Endpoint, event_type: str, email: str, name:
     sample = samples.sample_event(event_type=event_type, email=email, name=name.strip(), customer_id=existing or "")
     body = json.dumps(sample)
     signature = stripe.WebhookSignature.generate_signature_header(body, endpoint.signing_secret)
-    return delivery_receive(endpoint_uuid=endpoint.uuid, body=body.encode(), signature=signature)
+    return delivery_receive(endpoint_uuid=endpoint.uuid, body=body.encode(), signature=signature, sample=True)

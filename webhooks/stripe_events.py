@@ -30,10 +30,16 @@ class StripeEventType:
     extract: Callable[[dict], Extracted]
 
 
+# Every reader below takes whatever a signed payload holds: a field of the wrong type (`"customer_details":
+# "x"`) reads as missing, never raises, so a delivery is kept as ignored ("no email") rather than lost.
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _obj(payload: dict) -> dict:
-    data = payload.get("data") or {}
-    obj = data.get("object") if isinstance(data, dict) else None
-    return obj if isinstance(obj, dict) else {}
+    return _dict(_dict(payload.get("data")).get("object"))
 
 
 def _str(value: Any) -> str:
@@ -44,19 +50,30 @@ def _id(value: Any) -> str:
     """A Stripe reference is an id string, or the object itself when the request expanded it."""
     if isinstance(value, dict):
         value = value.get("id")
-    return _str(value)
+    value = _str(value)
+    return value if len(value) <= ID_MAX else ""  # no Stripe id is longer; the columns hold 255
+
+
+ID_MAX = 255
+TIME_MAX = 253_402_300_799  # the end of year 9999, where datetime ends
 
 
 def _time(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= TIME_MAX:
         return datetime.fromtimestamp(value, tz=UTC).isoformat()
     return None
 
 
+AMOUNT_MAX = 10**12  # Stripe's amounts stop at 8 digits (12 for a few currencies): past that, not an amount
+
+
 def _money(obj: dict, key: str, currency: str) -> dict[str, Any]:
+    """The amount in minor units and formatted; both None when the object has no usable amount, so that a
+    template's `{% if event.amount_formatted %}` is false (an empty string is true in Liquid)."""
     amount = obj.get(key)
-    amount = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
-    return {key: amount, f"{key}_formatted": amount_format(amount, currency)}
+    usable = isinstance(amount, int) and not isinstance(amount, bool) and abs(amount) <= AMOUNT_MAX
+    amount = amount if usable else None
+    return {key: amount, f"{key}_formatted": amount_format(amount, currency) or None}
 
 
 # --- customers ---------------------------------------------------------------------------------
@@ -68,12 +85,12 @@ def _customer_email(payload: dict) -> str:
 
 def _customer_extract(payload: dict) -> Extracted:
     obj = _obj(payload)
-    previous = (payload.get("data") or {}).get("previous_attributes") or {}
+    previous = _dict(_dict(payload.get("data")).get("previous_attributes"))
     return Extracted(
         email=_customer_email(payload),
         full_name=_str(obj.get("name")),
         customer_id=_id(obj.get("id")),
-        previous_email=_str(previous.get("email")) if isinstance(previous, dict) else "",
+        previous_email=_str(previous.get("email")),
     )
 
 
@@ -82,14 +99,13 @@ def _customer_extract(payload: dict) -> Extracted:
 
 def _checkout_email(payload: dict) -> str:
     obj = _obj(payload)
-    details = obj.get("customer_details") or {}
-    return _str(details.get("email")) or _str(obj.get("customer_email"))
+    return _str(_dict(obj.get("customer_details")).get("email")) or _str(obj.get("customer_email"))
 
 
 def _checkout_extract(payload: dict) -> Extracted:
     obj = _obj(payload)
-    details = obj.get("customer_details") or {}
-    collected = obj.get("collected_information") or {}
+    details = _dict(obj.get("customer_details"))
+    collected = _dict(obj.get("collected_information"))
     currency = _str(obj.get("currency")).lower()
     amount = _money(obj, "amount_total", currency)
     return Extracted(

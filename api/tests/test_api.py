@@ -336,6 +336,15 @@ def test_list_events_filters_and_pages(api, team, ada):
         assert_error(api.get("/api/v1/events", params), 400)
 
 
+def test_list_events_after_any_offset(api, team, ada):
+    """Python takes offsets up to 23:59, PostgreSQL up to 15:59: both filter, never a 500."""
+    Event.objects.create(team=team, contact=ada, name="seen")
+    assert len(body(api.get("/api/v1/events", {"after": "1735-03-01T22:38:48+17:24"}))["data"]) == 1
+    assert body(api.get("/api/v1/events", {"after": "9999-12-30T20:00:00-23:00"}))["data"] == []
+    for moment in ("0001-01-01T00:00:00+01:00", "9999-12-31T20:00:00-23:00"):  # outside UTC's years 1-9999
+        assert_error(api.get("/api/v1/events", {"after": moment}), 400, "year 1")
+
+
 def test_list_deliveries(api, team, make_endpoint):
     endpoint = make_endpoint(team)
     for status in ("processed", "failed", "ignored"):
@@ -510,7 +519,8 @@ def test_unicode_digits_and_huge_ids_are_400(api, method, path, payload):
 def test_deeply_nested_json_is_400(api):
     for depth in (40, 50_000):
         raw = '{"email": "a@example.com", "x": ' + "[" * depth + "]" * depth + "}"
-        assert_error(api.post("/api/v1/contacts/create", raw, content_type="application/json"), 400, "not valid JSON")
+        response = api.post("/api/v1/contacts/create", raw, content_type="application/json")
+        assert_error(response, 400, "nested more than 32 levels deep (the API's limit)")
     assert not Contact.objects.exists()
 
 
@@ -587,3 +597,18 @@ def test_concurrent_sends_for_one_new_contact_all_land(postgres, team, key):
     contact = Contact.objects.get(team=team, email="race@example.com")
     assert Event.objects.filter(contact=contact, name="raced").count() == 6
     assert contact.properties == {f"p{i}": i for i in range(6)}  # no request's property lost
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/api/v1/contacts/create", '{"email": "a@example.com", "plan": "\\ud800"}'),
+        ("/api/v1/contacts/update", '{"email": "a@example.com", "\\udfffkey": 1}'),
+        ("/api/v1/events/send", '{"email": "a@example.com", "eventName": "x", "eventProperties": {"a": "\\ud800"}}'),
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_a_400_naming_it(api, path, raw):
+    method = api.put if path.endswith("update") else api.post
+    response = method(path, raw, content_type="application/json")
+    assert_error(response, 400, "Unpaired surrogates")
+    assert not Contact.objects.exists()

@@ -19,11 +19,12 @@ def api_key(team, user):
     return api_key_create(team=team, name="Backend", created_by=user).api_key
 
 
-def test_empty_list_explains_how_to_use_the_api(logged_in):
+def test_empty_list_explains_how_to_use_the_api(logged_in, settings):
+    settings.SITE_URL = "https://loopsync.example.com"
     response = logged_in.get(reverse("api-settings:list"))
     body = response.content.decode()
     assert response.status_code == 200 and "No API key yet" in body
-    assert "http://testserver/api/" in body and "Authorization: Bearer &lt;key&gt;" in body
+    assert "https://loopsync.example.com/api/" in body and "Authorization: Bearer &lt;key&gt;" in body
     assert 'href="/api/docs/"' in body and "Create key" in body
     assert 'aria-current="page">Settings</a>' in body  # the main nav keeps Settings highlighted
     assert 'aria-current="page">API</a>' in body and reverse("webhook-settings:list") in body
@@ -133,3 +134,16 @@ def test_forms_need_csrf(user, api_key):
     assert (
         'name="csrfmiddlewaretoken"' in strict.get(reverse("api-settings:revoke", args=[api_key.pk])).content.decode()
     )
+
+
+def test_reloading_the_page_that_showed_a_new_key_makes_no_second_key(logged_in, team):
+    form = logged_in.get(reverse("api-settings:list")).content.decode()
+    request_id = re.search(r'name="request_id" value="([0-9a-f]{32})"', form).group(1)
+    first = logged_in.post(reverse("api-settings:new"), {"name": "Zapier", "request_id": request_id})
+    assert first.status_code == 200 and KEY_RE.search(first.content.decode())
+    again = logged_in.post(reverse("api-settings:new"), {"name": "Zapier", "request_id": request_id}, follow=True)
+    body = again.content.decode()
+    assert "was created already, and its key shown once" in body and not KEY_RE.search(body)
+    assert ApiKey.objects.filter(team=team).count() == 1
+    other_form = logged_in.get(reverse("api-settings:list")).content.decode()
+    assert request_id not in other_form  # each rendered form gets its own: a new key is one click away

@@ -1,6 +1,10 @@
 """The Audience pages: list, search, filters, keyset pages, a contact's page, add, edit, delete."""
 
+import base64
+import html
+import re
 from datetime import timedelta
+from urllib.parse import urlencode, urljoin
 
 import pytest
 from django.test import Client
@@ -10,6 +14,7 @@ from django.utils import timezone
 from contacts.models import Contact
 from contacts.services import contact_sync
 from loops.models import EmailMessage
+from tests.paging import AUDIENCE_FILTER, audience_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +203,127 @@ def test_forms_need_a_csrf_token(user, ada):
     assert client.post(reverse("contacts:delete", args=[ada.pk])).status_code == 403
     assert client.post(reverse("contacts:new"), {"email": "x@example.com"}).status_code == 403
     assert Contact.objects.filter(pk=ada.pk).exists()
+
+
+# Pagination: the links as rendered, followed as a browser would follow them.
+ROW_EMAIL = re.compile(r'<td><a href="/audience/\d+/">([^<]+)</a></td>')
+MORE_ROW = re.compile(r'<tr class="more-row" id="more-row">(.*?)</tr>', re.S)
+
+
+def _show_more(body: str) -> tuple[str, str] | None:
+    """The "Show more" link's href and hx-get, unescaped; None on the last page."""
+    row = MORE_ROW.search(body)
+    if row is None:
+        return None
+    href, hx_get = (html.unescape(re.search(rf' {name}="([^"]*)"', row[1])[1]) for name in ("href", "hx-get"))
+    return href, hx_get
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_show_more_links_walk_a_filtered_audience_to_its_end_once_each(logged_in, team, sort):
+    expected = audience_fill(team=team, oldest_first=sort == "oldest")
+    url = "http://testserver" + reverse("contacts:list") + "?" + urlencode({**AUDIENCE_FILTER, "sort": sort})
+    seen, sizes = [], []
+    while True:
+        response = logged_in.get(url)
+        body = response.content.decode()
+        assert response.status_code == 200
+        assert 'value="keep"' in body and '<option value="Import" selected>' in body  # the filter shows, every page
+        assert body.count("<thead>") == 1
+        rows = ROW_EMAIL.findall(body)
+        seen += rows
+        sizes.append(len(rows))
+        more = _show_more(body)
+        if more is None:
+            break
+        href, hx_get = more
+        assert href == hx_get and href.startswith("?") and not href.startswith("??")
+        assert "q=keep" in href and "source=Import" in href and f"sort={sort}" in href
+        url = urljoin(url, href)
+    assert sizes == [50, 50, 30]
+    assert seen == expected
+
+
+def test_show_more_with_htmx_swaps_in_only_the_next_rows_with_the_filters(logged_in, team):
+    expected = audience_fill(team=team)
+    url = "http://testserver" + reverse("contacts:list") + "?" + urlencode(AUDIENCE_FILTER)
+    body = logged_in.get(url).content.decode()
+    seen = ROW_EMAIL.findall(body)
+    while more := _show_more(body):
+        # htmx resolves hx-get against the page's own URL, which "Show more" never changes.
+        response = logged_in.get(urljoin(url, more[1]), HTTP_HX_REQUEST="true")
+        body = response.content.decode()
+        assert "HX-Request" in response["Vary"]  # so no cache hands these rows to a plain visit of the URL
+        for part in ("<html", "<thead", "<form", "<nav", "<h1"):
+            assert part not in body, part  # only rows: no second page inside the table
+        assert 'hx-target="#more-row"' in body or _show_more(body) is None
+        seen += ROW_EMAIL.findall(body)
+    assert seen == expected
+
+
+def test_a_later_page_opened_as_a_link_leads_back_to_the_first_page_with_the_filters(logged_in, team):
+    expected = audience_fill(team=team)
+    url = "http://testserver" + reverse("contacts:list") + "?" + urlencode(AUDIENCE_FILTER)
+    first = logged_in.get(url).content.decode()
+    assert "Back to the first page" not in first
+    later = logged_in.get(urljoin(url, _show_more(first)[0])).content.decode()
+    back = html.unescape(re.search(r'<a href="([^"]*)">Back to the first page</a>', later)[1])
+    assert back.startswith("?") and "after" not in back and "q=keep" in back and "source=Import" in back
+    assert ROW_EMAIL.findall(logged_in.get(urljoin(url, back)).content.decode()) == expected[:50]
+    mangled = logged_in.get(url + "&after=%25%25not-a-cursor").content.decode()  # shows the first page, as such
+    assert "Back to the first page" not in mangled and ROW_EMAIL.findall(mangled) == expected[:50]
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "9999-12-31T23:59:59-05:00|5",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+05:00|5",  # before year 1 in UTC
+        "2999-01-01T00:00:00+23:59|5",  # an offset PostgreSQL refuses
+        "2000-01-01T00:00:00|5",  # no offset: not one a page wrote
+        "2999-01-01T00:00:00+00:00|99999999999999999999999",  # past any id column
+        "2999-01-01T00:00:00+00:00|x",
+    ],
+)
+def test_a_cursor_no_page_could_have_made_starts_from_the_first_page(logged_in, ada, raw):
+    response = logged_in.get(reverse("contacts:list"), {"after": _cursor(raw)})
+    assert response.status_code == 200 and "ada@example.com" in response.content.decode()
+
+
+@pytest.mark.parametrize("params", [{"q": "ada\x00"}, {"source": "Stripe webhook\x00"}, {"q": "\x00", "after": "\x00"}])
+def test_a_nul_in_a_filter_is_not_an_error(logged_in, ada, params):
+    response = logged_in.get(reverse("contacts:list"), params)
+    assert response.status_code == 200 and "ada@example.com" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ('{"note": "a\\u0000b"}', "Null characters are not allowed"),
+        ('{"note": "\\ud800"}', "Unpaired surrogates"),
+        ('{"plan": {"nested": true}}', "A property value is text, a number"),
+        ('{"bad key": 1}', "A custom property name starts with a letter"),
+        ('{"a": 1e999}', "out of range"),
+    ],
+)
+def test_properties_the_database_cannot_hold_are_a_form_error_not_a_500(logged_in, team, properties, message):
+    response = logged_in.post(reverse("contacts:new"), {"email": "new@example.com", "properties": properties})
+    assert response.status_code == 200 and message in html.unescape(response.content.decode())
+    assert not Contact.objects.filter(email="new@example.com").exists()
+
+
+def test_properties_saved_in_the_form_are_declared_with_their_type(logged_in, team):
+    from contacts.models import ContactProperty
+
+    response = logged_in.post(
+        reverse("contacts:new"), {"email": "new@example.com", "properties": '{"plan": "pro", "seats": 3}'}
+    )
+    assert response.status_code == 302
+    assert dict(ContactProperty.objects.filter(team=team).values_list("key", "type")) == {
+        "plan": "string",
+        "seats": "number",
+    }

@@ -210,3 +210,12 @@ def test_a_worker_dying_mid_batch_leaves_what_it_had_not_started_for_the_next(sm
         emails_drain()
     assert sorted(m["Subject"] for m in smtp_server.messages) == ["Hello Ada", "Other 0", "Other 1"]
     assert all(m.status == "sent" for m in EmailMessage.objects.filter(id__in=[o.id for o in others]))
+
+
+def test_the_unsubscribe_link_of_a_test_email_says_what_it_is(client):
+    from django.urls import reverse
+
+    from loops.sending import TEST_EMAIL_LINK
+
+    response = client.get(reverse("loops:unsubscribe", args=[TEST_EMAIL_LINK]))
+    assert response.status_code == 200 and "This is a test email's link" in response.content.decode()

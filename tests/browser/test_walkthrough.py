@@ -156,14 +156,18 @@ def test_new_user_connects_stripe_activates_a_loop_and_sees_the_email_it_sent(pa
     shots(page, "stripe-test-event-processed")
     at_phone_width(page, shots, "stripe-endpoint")
 
-    # The Audience has the contact.
+    # The Audience has the contact, as test data: a test event never changes live data.
     nav(page, "Audience")
+    expect(page.get_by_role("link", name=EMAIL, exact=True)).to_have_count(0)
+    mode_switch = page.get_by_role("navigation", name="Live or test data")
+    mode_switch.get_by_role("link", name="Test data", exact=True).click()
     expect(page.get_by_role("link", name=EMAIL, exact=True)).to_be_visible()
-    shots(page, "audience")
+    shots(page, "audience-test-data")
     at_phone_width(page, shots, "audience")
 
-    # The Events page has the event.
+    # The Events page has the event, as test data too.
     nav(page, "Events")
+    page.get_by_role("navigation", name="Live or test data").get_by_role("link", name="Test data", exact=True).click()
     event_row = page.get_by_role("row").filter(has=page.get_by_role("link", name="failedPayment", exact=True))
     expect(event_row.get_by_role("link", name=EMAIL, exact=True)).to_be_visible()
     shots(page, "events")
@@ -184,10 +188,12 @@ def test_new_user_connects_stripe_activates_a_loop_and_sees_the_email_it_sent(pa
     expect(page.locator("pre.payload")).to_contain_text(EMAIL)
     shots(page, "webhook-delivery")
 
-    # The contact's page lists the email the loop sent (a worker sends it after the event: reload until sent).
+    # The contact's page lists the email the loop sent (a worker sends it after the event: reload until sent):
+    # test-mode email goes to the team's members, and this is the owner's own address.
     nav(page, "Audience")
+    page.get_by_role("navigation", name="Live or test data").get_by_role("link", name="Test data", exact=True).click()
     page.get_by_role("link", name=EMAIL, exact=True).click()
-    expect(page.get_by_role("heading", name=EMAIL, exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name=f"{EMAIL} Test data", exact=True)).to_be_visible()
     email_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=SUBJECT, exact=True))
     reload_until(page, email_row.get_by_role("cell", name="Sent", exact=True))
     expect(page.get_by_role("row").filter(has_text="Stripe - Payment Failed")).to_be_visible()
@@ -196,6 +202,8 @@ def test_new_user_connects_stripe_activates_a_loop_and_sees_the_email_it_sent(pa
     # ... and it really went out, over SMTP.
     assert [(m["X-Envelope-To"], m["Subject"]) for m in inbox.messages] == [(EMAIL, SUBJECT)]
 
+    # The dashboard counts live data; the test event's contact and email are counted apart, as test data.
     nav(page, "Dashboard")
-    expect(page.get_by_text("1 emails sent")).to_be_visible()
+    expect(page.get_by_text("0 emails sent")).to_be_visible()
+    expect(page.get_by_text("Test data, counted apart: 1 test contact, 1 test email sent")).to_be_visible()
     shots(page, "dashboard-after")

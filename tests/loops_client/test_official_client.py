@@ -4,7 +4,8 @@ The team, its API key, a mailing list, a transactional email, an active loop and
 are set up here; `run.mjs` then drives the client with only its public `apiRoot` pointed at the live
 server, asserting every answer's shape; and this test checks in the database (and in a real SMTP inbox)
 what those calls did. The pipeline behind the server is the real one, as in tests/browser: tasks in-process
-without a broker, the session's Celery worker on Redis when one is configured (CI).
+without a broker, the session's Celery worker on Redis when one is configured (CI) (the `pipeline` fixture
+of conftest.py, shared with the PyPI client's test, test_python_client.py).
 
 `make test` installs the client (`npm ci` in this folder); without Node 18+ and npm the test is skipped,
 or fails under LOOPSYNC_REQUIRE_SERVICES=1.
@@ -17,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from api.models import SuppressionRemoval
 from api.services import api_key_create
@@ -54,16 +54,6 @@ def node():
     if not installed.exists() or json.loads(installed.read_text())["version"] != pinned:
         service_missing(f"needs node and npm: the `loops` client {pinned} is not installed; {INSTALL_HINT}")
     return node, pinned
-
-
-@pytest.fixture
-def pipeline(live_server, smtp_server, settings, request):
-    """The real pipeline behind the live server, with its email going to a real SMTP server."""
-    if not django_settings.CELERY_TASK_ALWAYS_EAGER:
-        request.getfixturevalue("celery_worker")
-    settings.SITE_URL = live_server.url
-    settings.API_RATE_LIMIT = 1000  # the script makes well over 10 calls a second (counted in Redis in CI)
-    return smtp_server
 
 
 def test_official_loops_client_against_the_live_api(node, pipeline, live_server, team, make_loop):

@@ -1,12 +1,16 @@
 """The webhook log: deliveries per endpoint, one delivery's payload, and Replay."""
 
+import html
 import json
+import re
+from urllib.parse import urljoin
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from conftest import fixture_text
+from conftest import fixture_text, livemode
+from tests.paging import log_fill
 from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def deliveries(endpoint, post_webhook):
     post_webhook(endpoint, fixture_text("pay/invoice.payment_failed.json"))
-    post_webhook(endpoint, fixture_text("stripe-ruby-mock/charge.succeeded.json"))
+    post_webhook(endpoint, livemode(fixture_text("stripe-ruby-mock/charge.succeeded.json")))
     failed = Delivery.objects.get(event_type="invoice.payment_failed")
     Delivery.objects.filter(id=failed.id).update(status="failed", last_error="ValueError: something broke")
     return Delivery.objects.order_by("id")
@@ -61,7 +65,7 @@ def test_replay_of_an_ignored_unsupported_type_stays_ignored_and_says_why(logged
 
 def test_replay_of_a_type_ticked_since_processes_it(logged_in, team, make_endpoint, post_webhook):
     endpoint = make_endpoint(team, disabled={"invoice.paid"})
-    post_webhook(endpoint, fixture_text("pay/invoice.paid.json"))
+    post_webhook(endpoint, livemode(fixture_text("pay/invoice.paid.json")))
     delivery = Delivery.objects.get()
     assert delivery.ignored_reason == "type_disabled"
     endpoint.event_settings.filter(event_type="invoice.paid").update(enabled=True)
@@ -82,3 +86,60 @@ def test_replay_needs_csrf(user, deliveries):
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.post(reverse("webhook-log:replay", args=[deliveries.first().pk])).status_code == 403
+
+
+# Pagination: the pager's links as rendered, followed as a browser would follow them.
+DELIVERY_ROW = re.compile(
+    r'<a href="/events/webhooks/deliveries/(\d+)/"><code>[^<]*</code></a>[^<]*'
+    r'(?:<span class="badge-test"[^>]*>[^<]*</span>)?'
+    r'\s*</td>\s*<td><span class="status status-(\w+)">'
+)
+
+
+def _pager_link(body: str, label: str) -> str | None:
+    found = re.search(rf'<nav class="pager".*?<a href="([^"]*)"[^>]*>{label}</a>', body, re.S)
+    return html.unescape(found[1]) if found else None
+
+
+def test_older_links_walk_a_status_filtered_log_to_the_last_page_once_each(logged_in, endpoint):
+    expected = log_fill(endpoint=endpoint)
+    url = "http://testserver" + reverse("webhook-log:endpoint", args=[endpoint.pk]) + "?status=failed"
+    pages = []
+    while True:
+        body = logged_in.get(url).content.decode()
+        assert '<option value="failed" selected>' in body  # the filter shows on every page
+        rows = DELIVERY_ROW.findall(body)
+        assert {status for _, status in rows} == {"failed"}
+        pages.append([int(pk) for pk, _ in rows])
+        older = _pager_link(body, "Older")
+        if older is None:
+            break
+        assert older.startswith("?") and not older.startswith("??") and "status=failed" in older
+        url = urljoin(url, older)
+    assert [len(rows) for rows in pages] == [50, 50, 30]
+    assert pages[1] == expected[50:100] and pages[2] == expected[100:]
+    assert sum(pages, []) == expected
+    assert "No older ones." in body
+    newer = _pager_link(body, "Newer")
+    assert newer.startswith("?") and not newer.startswith("??") and "status=failed" in newer
+    back = logged_in.get(urljoin(url, newer)).content.decode()
+    assert [int(pk) for pk, _ in DELIVERY_ROW.findall(back)] == pages[1]
+
+
+@pytest.mark.parametrize("params", [{"older": "abc"}, {"newer": "\x00"}, {"older": "MjAyNi0xMS0wMnwx"}, {"page": "3"}])
+def test_a_cursor_no_link_could_have_made_shows_the_newest_page(logged_in, endpoint, params):
+    expected = log_fill(endpoint=endpoint)
+    response = logged_in.get(reverse("webhook-log:endpoint", args=[endpoint.pk]), {"status": "failed", **params})
+    assert response.status_code == 200
+    assert [int(pk) for pk, _ in DELIVERY_ROW.findall(response.content.decode())] == expected[:50]
+
+
+def test_the_log_marks_test_mode_and_test_events_and_offers_no_replay_for_the_other_mode(
+    logged_in, endpoint, post_webhook
+):
+    post_webhook(endpoint, fixture_text("dj-stripe/customer.created.with_name.json"))  # test mode: ignored
+    listing = logged_in.get(reverse("webhook-log:endpoint", args=[endpoint.pk])).content.decode()
+    assert ">Test mode</span>" in listing
+    delivery = Delivery.objects.get()
+    page = logged_in.get(reverse("webhook-log:delivery", args=[delivery.pk])).content.decode()
+    assert "A test-mode event on a live-mode endpoint" in page and ">Replay</button>" not in page

@@ -8,11 +8,11 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from conftest import fixture_text
+from conftest import fixture_text, livemode
 from contacts.models import Contact
 from loops.models import Event
 from loopsync.celery import app as celery_app
-from webhooks import processing, services
+from webhooks import processing, receiving
 from webhooks.models import Delivery
 from webhooks.tasks import process_delivery
 
@@ -30,7 +30,7 @@ def customer_updated(event_id: str, created: int, email: str, name: str, previou
             "object": "event",
             "api_version": "2025-03-31.basil",
             "created": created,
-            "livemode": False,
+            "livemode": True,
             "type": "customer.updated",
             "data": data,
         }
@@ -60,7 +60,7 @@ class TestProcess:
         assert event.properties["stripe_event_type"] == "invoice.payment_failed"
 
     def test_type_without_trigger_only_syncs_the_contact(self, endpoint, post_webhook):
-        delivery = receive(endpoint, post_webhook, fixture_text("pay/invoice.paid.json"))
+        delivery = receive(endpoint, post_webhook, livemode(fixture_text("pay/invoice.paid.json")))
         processing.delivery_process(delivery_id=delivery.id)
         assert Contact.objects.filter(email="missouri@example.org", first_name="Missouri").exists()
         assert not Event.objects.exists()
@@ -128,7 +128,7 @@ class TestProcess:
 
     def test_customer_email_change_moves_the_contact(self, team, make_endpoint, post_webhook):
         endpoint = make_endpoint(team, triggers={"customer.created": "newStripeCustomer"})
-        created = receive(endpoint, post_webhook, fixture_text("dj-stripe/customer.created.with_name.json"))
+        created = receive(endpoint, post_webhook, livemode(fixture_text("dj-stripe/customer.created.with_name.json")))
         processing.delivery_process(delivery_id=created.id)
         change = customer_updated(
             "evt_change", 1_800_000_000, "jane@austen.example", "Jane Austen", {"email": "jane.austen@example.com"}
@@ -179,7 +179,7 @@ def test_sweeper_wakes_the_drain_only_when_something_is_due(endpoint, post_webho
 @pytest.mark.django_db
 def test_drain_processes_in_batches_and_skips_rows_waiting_for_their_backoff(team, make_endpoint, post_webhook):
     endpoint = make_endpoint(team, triggers={"customer.created": "newStripeCustomer"})
-    template = json.loads(fixture_text("dj-stripe/customer.created.with_name.json"))
+    template = json.loads(livemode(fixture_text("dj-stripe/customer.created.with_name.json")))
     for i in range(7):
         event = {**template, "id": f"evt_{i}"}
         event["data"] = {"object": {**template["data"]["object"], "email": f"c{i}@example.com"}}
@@ -213,8 +213,9 @@ def test_temporary_database_error_is_retried_then_processed(postgres, endpoint):
         endpoint=endpoint,
         stripe_event_id=payload["id"],
         event_type=payload["type"],
+        livemode=True,
         payload=payload,
-        next_attempt_at=timezone.now() + services.SWEEP_AFTER,
+        next_attempt_at=timezone.now() + receiving.SWEEP_AFTER,
     )
     contact = Contact.objects.create(team=endpoint.team, email="customer@example.org")
     locked, release = threading.Event(), threading.Event()

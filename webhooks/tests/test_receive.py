@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import SECRET, fixture_text, sign
+from conftest import SECRET, fixture_text, livemode, sign
 from webhooks.models import Delivery
 
 FAILED = "pay/invoice.payment_failed.json"
@@ -142,7 +142,7 @@ def test_same_event_at_two_endpoints_is_two_deliveries(team, make_endpoint, post
 
 
 def test_unsupported_type_is_200_and_ignored(endpoint, post_webhook):
-    response = post_webhook(endpoint, fixture_text("stripe-ruby-mock/charge.succeeded.json"))
+    response = post_webhook(endpoint, livemode(fixture_text("stripe-ruby-mock/charge.succeeded.json")))
     assert response.status_code == 200
     assert response.json() == {"status": "ignored", "reason": "unsupported_type"}
     delivery = Delivery.objects.get()
@@ -158,7 +158,9 @@ def test_unticked_type_is_200_and_ignored(team, make_endpoint, post_webhook):
 
 
 def test_event_without_email_is_200_and_ignored(endpoint, post_webhook):
-    response = post_webhook(endpoint, fixture_text("stripe-ruby-mock/checkout.session.completed.setup_mode.json"))
+    response = post_webhook(
+        endpoint, livemode(fixture_text("stripe-ruby-mock/checkout.session.completed.setup_mode.json"))
+    )
     assert response.status_code == 200
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.ignored_reason) == ("ignored", "no_email")

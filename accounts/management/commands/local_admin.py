@@ -26,7 +26,9 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
-            user = User.objects.create_superuser(username=username, email="", password=password)
+            # An address of its own: "Send test event" syncs a test contact for it, and test-mode email
+            # goes only to team members' addresses (printed on the console by `make run`).
+            user = User.objects.create_superuser(username=username, email=f"{username}@localhost", password=password)
             team = team_create(name="My team")
             membership_add(team=team, user=user, role=Membership.Role.OWNER)
         self.stdout.write(self.style.SUCCESS("Created a local admin for this machine. The password is shown once:"))

@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import team_get_or_create
+from webhooks.models import Endpoint
 from webhooks.services import endpoint_create
 from webhooks.stripe_events import SUPPORTED_EVENTS
 
@@ -29,6 +30,12 @@ class Command(BaseCommand):
             "--disable", action="append", default=[], metavar="TYPE", help="Do not accept this type (repeatable)."
         )
         create.add_argument("--tolerance", type=int, default=300, help="Signature age tolerance in seconds.")
+        create.add_argument(
+            "--mode",
+            choices=Endpoint.Mode.values,
+            default=Endpoint.Mode.LIVE,
+            help="Stripe's live or test mode (default live); the other mode's events are ignored.",
+        )
 
     def handle(self, *args, action: str, **options):
         triggers: dict[str, str] = {}
@@ -46,12 +53,16 @@ class Command(BaseCommand):
                 triggers=triggers,
                 disabled={t.strip() for t in options["disable"]},
                 tolerance=options["tolerance"],
+                mode=options["mode"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         if team_created:
             self.stdout.write(f"Created team {team.name!r}.")
-        self.stdout.write(f"Created endpoint {endpoint.name!r} (signing secret {endpoint.secret_hint}).")
+        self.stdout.write(
+            f"Created endpoint {endpoint.name!r} for Stripe's {endpoint.get_mode_display().lower()} "
+            f"(signing secret {endpoint.secret_hint})."
+        )
         for setting in endpoint.event_settings.all():
             state = "on " if setting.enabled else "off"
             fires = f"fires {setting.trigger_event_name}" if setting.trigger_event_name else "syncs the contact only"
