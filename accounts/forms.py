@@ -54,8 +54,9 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args, roles: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        # Only the roles this inviter may give (an admin cannot invite an owner), members first.
-        self.fields["role"].choices = sorted(roles, key=lambda choice: choice[0] != Membership.Role.MEMBER)
+        # Only the roles this inviter may give (an admin cannot invite an owner), from the least power up.
+        rank = [Membership.Role.MEMBER, Membership.Role.ADMIN, Membership.Role.OWNER]
+        self.fields["role"].choices = sorted(roles, key=lambda choice: rank.index(choice[0]))
         self.fields["role"].help_text = "Admins change settings and invite; owners also manage roles."
 
     def clean_role(self) -> str:

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from .decorators import team_admin_required
@@ -57,7 +58,8 @@ def sender_domain_new(request: HttpRequest) -> HttpResponse:
         form.add_error("domain", exc)
         return _render_list(request, form=form, status=400)
     messages.success(request, f"{domain.domain} added. Publish its TXT record, then press Verify.")
-    return redirect("sending-settings:list")
+    # The form posts to …#new-domain, so that a refusal shows its message in view; a success shows the page.
+    return redirect(reverse("sending-settings:list") + "#top")
 
 
 @team_admin_required

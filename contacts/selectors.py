@@ -94,9 +94,10 @@ def audience_sources(*, team: Team) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def contact_find(*, team: Team, email: str = "", user_id: str = "") -> Contact | None:
-    """The team's live contact with this userId, or else with this email (in any case)."""
-    contacts = Contact.objects.live().filter(team=team)
+def contact_find(*, team: Team, email: str = "", user_id: str = "", livemode: bool = True) -> Contact | None:
+    """The team's live contact (test contact, with `livemode=False`) with this userId, or else with this
+    email (in any case)."""
+    contacts = Contact.objects.filter(team=team, livemode=livemode)
     if user_id:
         return contacts.filter(user_id=user_id).first()
     if email:

@@ -15,11 +15,11 @@ from accounts.selectors import team_object_or_404
 from contacts.selectors import contact_find
 from loopsync.csp import email_preview_policy
 from loopsync.ids import parse_id
-from webhooks.selectors import trigger_name_suggestions
+from webhooks.selectors import stripe_types_firing, stripe_types_suggesting, trigger_name_suggestions
 
 from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
-from .models import Loop, LoopStep
+from .models import Event, Loop, LoopStep
 from .rendering import EMAIL_TEMPLATE_FIELDS, RenderError, email_preview
 from .sending import email_send_test
 
@@ -54,11 +54,24 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
             "steps": loop.steps.order_by("position", "id"),
             "runs": {r["status"]: r["n"] for r in runs},
             "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],
+            "unfired": _unfired(loop),
             "suggestions": trigger_name_suggestions(team=loop.team),
             "add_form": AddStepForm(),
         },
         status=status,
     )
+
+
+def _unfired(loop: Loop) -> dict | None:
+    """When nothing the team set up fires the loop's event (no Stripe endpoint, and it has never been
+    received), what the loop page says about it: a loop from the gallery waits for a name that a new
+    endpoint does not fire until the user sets it."""
+    name = loop.trigger_event_name
+    if loop.trigger != Loop.Trigger.EVENT or not name:
+        return None
+    if stripe_types_firing(team=loop.team, name=name) or Event.objects.filter(team=loop.team, name=name).exists():
+        return None
+    return {"name": name, "stripe_types": stripe_types_suggesting(name)}
 
 
 @login_required
@@ -183,7 +196,10 @@ def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
 
 def _preview(loop: Loop, form, preview_email: str) -> dict:
     """The email as the chosen contact would get it, from the form's current (unsaved) values."""
-    contact = contact_find(team=loop.team, email=preview_email)
+    # A live contact, else a test one (Audience → Test data): the same email can be in both.
+    contact = contact_find(team=loop.team, email=preview_email) or contact_find(
+        team=loop.team, email=preview_email, livemode=False
+    )
     values = form.data if form.is_bound else {f: getattr(form.instance, f) for f in EMAIL_TEMPLATE_FIELDS}
     context = {**selectors.preview_context(loop=loop, contact=contact), "unsubscribe_url": "#"}
     preview = email_preview(values=values, context=context)

@@ -35,7 +35,8 @@ def preview_context(*, loop: Loop, contact: Contact | None) -> dict[str, Any]:
     else a sample."""
     event = None
     if loop.trigger == Loop.Trigger.EVENT and loop.trigger_event_name:
-        named = Event.objects.filter(team_id=loop.team_id, name=loop.trigger_event_name, livemode=True)
+        livemode = contact.livemode if contact else True  # a test contact's events are test events
+        named = Event.objects.filter(team_id=loop.team_id, name=loop.trigger_event_name, livemode=livemode)
         named = named.order_by("-created_at", "-id")
         event = (named.filter(contact=contact).first() if contact else None) or named.first()
     return {

@@ -50,6 +50,21 @@ def trigger_name_suggestions(*, team: Team) -> list[str]:
     return sorted(names, key=str.lower)
 
 
+def stripe_types_firing(*, team: Team, name: str) -> list[StripeEventType]:
+    """The Stripe types an enabled endpoint of the team fires `name` for."""
+    types = (
+        EventSetting.objects.filter(team=team, trigger_event_name=name, enabled=True, endpoint__enabled=True)
+        .values_list("event_type", flat=True)
+        .distinct()
+    )
+    return [SUPPORTED_EVENTS[event_type] for event_type in types if event_type in SUPPORTED_EVENTS]
+
+
+def stripe_types_suggesting(name: str) -> list[StripeEventType]:
+    """The Stripe types whose suggested trigger is `name` (a gallery loop's event)."""
+    return [spec for spec in SUPPORTED_EVENTS.values() if spec.suggested_trigger == name]
+
+
 def endpoint_delivery(*, endpoint: Endpoint, delivery_id: str | int | None) -> Delivery | None:
     """One of this endpoint's deliveries by id, or None for a missing or malformed id."""
     try:

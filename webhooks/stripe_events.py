@@ -164,11 +164,18 @@ def _invoice_extractor(amount_key: str) -> Callable[[dict], Extracted]:
                 "period_start": _time(obj.get("period_start")),
                 "period_end": _time(obj.get("period_end")),
                 "due_date": _time(obj.get("due_date")),
-                "subscription_id": _id(obj.get("subscription")),
+                "subscription_id": _invoice_subscription(obj),
             },
         )
 
     return extract
+
+
+def _invoice_subscription(invoice: dict) -> str:
+    """The invoice's subscription: `parent.subscription_details.subscription` since API version 2025-03-31
+    (basil), `subscription` before it."""
+    details = _dict(_dict(invoice.get("parent")).get("subscription_details"))
+    return _id(details.get("subscription")) or _id(invoice.get("subscription"))
 
 
 SUPPORTED_EVENTS: dict[str, StripeEventType] = {

@@ -176,6 +176,12 @@ def test_an_owner_invites_an_owner(logged_in, team):
     assert Invitation.objects.get(team=team).role == "owner"
 
 
+def test_the_invite_form_offers_roles_from_the_least_power_up(logged_in):
+    page = logged_in.get(reverse("team-members")).content.decode()
+    offered = re.findall(r'<option value="(member|admin|owner)"', page.split('name="email"')[1])
+    assert offered[:3] == ["member", "admin", "owner"]
+
+
 def test_a_member_cannot_invite(as_member, mailoutbox):
     response = _invite(as_member, "friend@example.com")
     assert response.status_code == 403 and not Invitation.objects.exists() and mailoutbox == []

@@ -44,6 +44,17 @@ def test_a_bad_domain_is_refused_with_the_form_kept(logged_in, team, typed, mess
     assert not SenderDomain.objects.exists()
 
 
+def test_a_refusal_is_shown_in_view_and_a_success_at_the_top(logged_in, team):
+    """The add form is below the domains: it posts to its own anchor, so the browser shows the refused
+    form and its message rather than the top of the page; a success goes back to the top."""
+    action = f'action="{reverse("sending-settings:new")}#new-domain"'
+    assert action in logged_in.get(reverse("sending-settings:list")).content.decode()
+    refused = logged_in.post(reverse("sending-settings:new"), {"domain": "localhost"}).content.decode()
+    assert 'id="new-domain"' in refused and action in refused
+    added = logged_in.post(reverse("sending-settings:new"), {"domain": "acme.com"})
+    assert added["Location"] == reverse("sending-settings:list") + "#top"
+
+
 def test_an_international_domain_is_stored_in_its_ascii_form():
     assert domain_normalize("Bücher.example") == "xn--bcher-kva.example"
 

@@ -203,6 +203,21 @@ def test_preview_renders_the_unsaved_email_for_a_chosen_contact(logged_in, team,
     assert "Hello <strong>Grace</strong>, you owe $42.00." in srcdoc
 
 
+def test_preview_for_a_test_contact_uses_it_and_its_test_event(logged_in, team, draft):
+    """A contact only in Audience → Test data (what Send test event makes) can be previewed for; the live
+    contact of the same email comes first."""
+    contact = Contact.objects.create(team=team, email="grace@example.com", first_name="Grace", livemode=False)
+    Event.objects.create(
+        team=team, contact=contact, name="failedPayment", properties={"amount_formatted": "$7.00"}, livemode=False
+    )
+    preview = {**EMAIL, "preview_email": "grace@example.com"}
+    body = logged_in.post(reverse("loops:step-preview", args=[draft.pk]), preview).content.decode()
+    assert "No contact with that email" not in body and "Hi Grace" in body and "you owe $7.00" in body
+    Contact.objects.create(team=team, email="grace@example.com", first_name="Live Grace")
+    body = logged_in.post(reverse("loops:step-preview", args=[draft.pk]), preview).content.decode()
+    assert "Hi Live Grace" in body
+
+
 def test_preview_of_an_unknown_email_uses_a_sample_contact(logged_in, draft):
     body = logged_in.post(
         reverse("loops:step-preview", args=[draft.pk]), {**EMAIL, "preview_email": "nobody@example.com"}

@@ -61,3 +61,31 @@ def test_status_change_needs_csrf(user, team, make_loop):
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"}).status_code == 403
+
+
+def test_a_loop_whose_event_nothing_fires_says_how_to_fire_it(logged_in, team, make_loop, make_endpoint):
+    """A gallery loop waits for `failedPayment`, which a new endpoint does not fire until it is set."""
+    loop = make_loop(team, activate=False)
+    endpoint = make_endpoint(team)
+    page = logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+    assert "Nothing fires <code>failedPayment</code> yet" in page and "“Invoice payment failed”" in page
+    assert reverse("webhook-settings:list") in page
+    endpoint.event_settings.filter(event_type="invoice.payment_failed").update(trigger_event_name="failedPayment")
+    assert "Nothing fires" not in logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+    endpoint.enabled = False
+    endpoint.save()
+    assert "Nothing fires" in logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+
+
+def test_a_loop_whose_event_was_received_has_no_hint(logged_in, team, make_loop):
+    from contacts.models import Contact
+    from loops.models import Event
+
+    loop = make_loop(team, activate=False)
+    loop.trigger_event_name = "signedUp"
+    loop.save()
+    page = logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+    assert "Nothing fires <code>signedUp</code> yet" in page and "Stripe event type fires" in page
+    contact = Contact.objects.create(team=team, email="ada@example.com")
+    Event.objects.create(team=team, contact=contact, name="signedUp")
+    assert "Nothing fires" not in logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()

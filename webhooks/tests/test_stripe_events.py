@@ -74,6 +74,7 @@ EXTRACTED = {
             "amount_remaining_formatted": "$249.00",
             "currency": "USD",
             "invoice_number": "F612594F-0002",
+            "subscription_id": "sub_1234",  # at parent.subscription_details since API version 2025-03-31
             "hosted_invoice_url": "https://invoice.stripe.com/",
             "invoice_pdf_url": "https://pay.stripe.com/",
             "attempt_count": 1,
