@@ -32,7 +32,7 @@ from loopsync.site import absolute_url
 from loopsync.wakeup import wake
 
 from .models import EmailMessage, LoopRun, LoopStep
-from .rendering import RenderError, contact_context, email_render, event_context
+from .rendering import SUBJECT_MAX, RenderError, contact_context, email_render, event_context
 
 logger = logging.getLogger(__name__)
 
@@ -535,6 +535,14 @@ def transactional_queue(*, transactional, to_email: str, contact: Contact | None
         "data": data,
         "unsubscribe_url": "",
     }
+    recorded = {
+        "team_id": transactional.team_id,
+        "contact": contact,
+        "transactional": transactional,
+        "to_email": to_email,
+        "from_email": _from_address(transactional),
+        "reply_to": transactional.reply_to,
+    }
     try:
         rendered = email_render(
             subject=transactional.subject,
@@ -544,25 +552,10 @@ def transactional_queue(*, transactional, to_email: str, contact: Contact | None
         )
     except RenderError as exc:  # these values took the template over a limit: recorded, never sent
         return EmailMessage.objects.create(
-            team_id=transactional.team_id,
-            contact=contact,
-            transactional=transactional,
-            to_email=to_email,
-            from_email=_from_address(transactional),
-            reply_to=transactional.reply_to,
-            subject=transactional.subject[:998],
-            html_body="",
-            text_body="",
-            status=EmailMessage.Status.FAILED,
-            error=str(exc),
+            **recorded, subject=transactional.subject[:SUBJECT_MAX], status=EmailMessage.Status.FAILED, error=str(exc)
         )
     message = EmailMessage.objects.create(
-        team_id=transactional.team_id,
-        contact=contact,
-        transactional=transactional,
-        to_email=to_email,
-        from_email=_from_address(transactional),
-        reply_to=transactional.reply_to,
+        **recorded,
         subject=rendered.subject,
         preview_text=rendered.preview_text,
         html_body=rendered.html,
