@@ -32,6 +32,37 @@ def service_missing(message: str) -> None:
     pytest.skip(message)
 
 
+# One real-shaped fixture per supported Stripe type (their sources: tests/fixtures/stripe/README.md).
+FIXTURE_OF_TYPE = {
+    "checkout.session.completed": "stripe-ruby-mock/checkout.session.completed.json",
+    "checkout.session.async_payment_succeeded": "openapi/checkout.session.async_payment_succeeded.json",
+    "checkout.session.async_payment_failed": "openapi/checkout.session.async_payment_failed.json",
+    "customer.created": "dj-stripe/customer.created.with_name.json",
+    "customer.updated": "pay/customer.updated.json",
+    "customer.deleted": "dj-stripe/customer.deleted.email_only.json",
+    "customer.subscription.created": "stripe-ruby-mock/customer.subscription.created.json",
+    "customer.subscription.updated": "pay/customer.subscription.updated.json",
+    "customer.subscription.deleted": "stripe-ruby-mock/customer.subscription.deleted.json",
+    "customer.subscription.paused": "derived/customer.subscription.paused.json",
+    "customer.subscription.resumed": "openapi/customer.subscription.resumed.json",
+    "customer.subscription.trial_will_end": "stripe-ruby-mock/customer.subscription.trial_will_end.json",
+    "invoice.paid": "pay/invoice.paid.json",
+    "invoice.payment_failed": "pay/invoice.payment_failed.json",
+    "invoice.payment_action_required": "stripe-ruby-mock/invoice.payment_action_required.json",
+    "invoice.upcoming": "pay/invoice.upcoming.json",
+    "charge.refunded": "pay/charge.refunded.json",
+    "charge.dispute.created": "stripe-ruby-mock/charge.dispute.created.json",
+    "charge.dispute.closed": "stripe-ruby-mock/charge.dispute.closed.json",
+    "quote.finalized": "stripe-ruby-mock/quote.finalized.json",
+    "quote.accepted": "stripe-ruby-mock/quote.accepted.json",
+    "quote.canceled": "stripe-ruby-mock/quote.canceled.json",
+}
+# The types beyond the first six (checkout completed, customer created/updated, invoice paid/failed/upcoming).
+FIRST_SIX = {"checkout.session.completed", "customer.created", "customer.updated", "invoice.paid",
+             "invoice.payment_failed", "invoice.upcoming"}  # fmt: skip
+LIFECYCLE_TYPES = sorted(set(FIXTURE_OF_TYPE) - FIRST_SIX)
+
+
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text()
 
@@ -270,6 +301,18 @@ def smtp_server(settings):
 
 
 @pytest.fixture
+def fake_stripe(settings):
+    """Stripe's API on localhost (tests/fake_stripe.py), with `stripe` pointed at it."""
+    from tests.fake_stripe import FakeStripe
+
+    fake = FakeStripe().start()
+    settings.STRIPE_API_BASE = fake.url
+    settings.STRIPE_API_RETRIES = 2
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def make_loop(db):
     """A loop copied from a seeded template, activated unless told otherwise."""
     import importlib
@@ -281,7 +324,8 @@ def make_loop(db):
 
     # Transactional tests empty every table afterwards, seeded ones included: seed again when needed.
     if not LoopTemplate.objects.exists():
-        importlib.import_module("loops.migrations.0003_seed_stripe_templates").seed(apps, None)
+        for migration in ("0003_seed_stripe_templates", "0007_seed_lifecycle_templates"):
+            importlib.import_module(f"loops.migrations.{migration}").seed(apps, None)
 
     def make(team, slug: str = "stripe-payment-failed", activate: bool = True):
         loop = loop_create_from_template(team=team, template=LoopTemplate.objects.get(slug=slug))

@@ -3,6 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.models import ContactProperty
 
 SCALAR_HELP = "Custom contact properties go at the top level of the body: text, numbers, true/false or null."
@@ -98,6 +99,27 @@ class ContactSerializer(serializers.Serializer):
     optInStatus = serializers.CharField(allow_null=True)  # noqa: N815
 
 
+BILLING_FIELD = {
+    "string": serializers.CharField,
+    "number": serializers.FloatField,
+    "boolean": serializers.BooleanField,
+    "date": serializers.CharField,  # ISO 8601 text, as Stripe's times are stored
+}
+
+
+class BillingContactSerializer(ContactSerializer):
+    """A contact as Loops returns it, with Stripe's billing state (contacts.billing): each property present once
+    known, at the top level like any custom property."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for key, kind in BILLING_PROPERTIES.items():
+            fields[key] = BILLING_FIELD[kind](
+                required=False, help_text=f"Stripe billing: {BILLING_LABELS[key].lower()}."
+            )
+        return fields
+
+
 class SuccessSerializer(serializers.Serializer):
     success = serializers.BooleanField()
 
@@ -126,7 +148,9 @@ class PropertySerializer(serializers.Serializer):
 
 
 class PropertyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=64, help_text="camelCase, e.g. planName.")
+    name = serializers.CharField(
+        max_length=64, help_text="camelCase, e.g. plan. The Stripe billing properties (planName, mrr…) are built in."
+    )
     type = serializers.ChoiceField(choices=ContactProperty.Type.values)
 
 

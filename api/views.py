@@ -15,6 +15,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts.models import Team
+from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
 from contacts.selectors import contact_find
 from contacts.services import (
@@ -194,7 +195,7 @@ class ContactFindView(ApiView):
             OpenApiParameter("email", OpenApiTypes.EMAIL, required=False),
             OpenApiParameter("userId", OpenApiTypes.STR, required=False),
         ],
-        responses={200: s.ContactSerializer(many=True), **ERRORS},
+        responses={200: s.BillingContactSerializer(many=True), **ERRORS},
     )
     def get(self, request):
         params = s.ContactIdentifySerializer(data=request.query_params)
@@ -232,7 +233,9 @@ class ContactPropertiesView(ApiView):
         which = request.query_params.get("list", "all")
         if which not in {"all", "custom"}:
             raise exceptions.ValidationError({"list": "all or custom."})
-        custom = [
+        # Stripe's billing properties are built in (contacts.billing), typed like declared ones.
+        billing = [{"key": k, "label": BILLING_LABELS[k], "type": t} for k, t in BILLING_PROPERTIES.items()]
+        custom = billing + [
             {"key": p.key, "label": p.label, "type": p.type} for p in ContactProperty.objects.filter(team=self.team)
         ]
         standard = [{"key": k, "label": label, "type": t} for k, label, t in STANDARD_PROPERTIES]

@@ -22,6 +22,7 @@ class UnsubscribedBy(models.TextChoices):
     LINK = "link", "the contact, with the unsubscribe link"
     TEAM = "team", "a team member"
     API = "api", "the API"
+    STRIPE = "stripe", "Stripe, when the customer was deleted"
 
 
 class Contact(models.Model):
@@ -50,6 +51,9 @@ class Contact(models.Model):
     # `created` of the newest Stripe event applied: an older event never overwrites newer data.
     stripe_event_created = models.DateTimeField(null=True, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+    # The newest snapshot of each Stripe object behind the billing properties, with its event's time
+    # (contacts.billing): what lets an older event leave newer billing state alone.
+    stripe_billing = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,13 +8,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Team
 from loopsync.ids import parse_id
 
+from .billing import BILLING_LABELS, BILLING_PROPERTIES, BillingUpdate, billing_fold
 from .models import Contact, ContactProperty, ListMembership, MailingList, UnsubscribedBy
 
 SOURCE_STRIPE = "Stripe webhook"
@@ -49,6 +50,9 @@ def contact_sync(
     previous_email: str = "",
     source: str = SOURCE_STRIPE,
     livemode: bool = True,
+    new_user_group: str = "",
+    new_list_id: int | None = None,
+    billing: tuple[BillingUpdate, ...] | list[BillingUpdate] = (),
 ) -> SyncResult:
     """Match a contact by team + email (case-insensitive), create it if missing, and apply a name.
 
@@ -61,6 +65,9 @@ def contact_sync(
       customer id; it only fills fields that are still empty.
     - `previous_email` (a customer's email change) moves the existing contact to the new address,
       unless the new address already has a contact of its own.
+    - A contact it creates gets `new_user_group` and joins the mailing list `new_list_id` (an endpoint's
+      options); existing contacts keep theirs.
+    - `billing` (the event's Stripe billing snapshots, at `event_created`) is applied in the same write.
     """
     email = (email or "").strip()
     if not email:
@@ -69,21 +76,29 @@ def contact_sync(
     first_name, last_name = name_split(full_name)
     first_name, last_name = first_name[:150], last_name[:150]  # the columns' size; Stripe allows more
 
+    billing_at = int(event_created.timestamp()) if event_created else int(timezone.now().timestamp())
     with transaction.atomic():
         contact = _match(team, livemode, email, previous_email, stripe_customer_id, event_created)
         created = False
         if contact is None:
             contact, created = _create(
-                team=team,
-                livemode=livemode,
-                email=email,
-                first_name=first_name,
-                last_name=last_name,
-                stripe_customer_id=stripe_customer_id,
-                event_created=event_created,
-                source=source,
+                Contact(
+                    team=team,
+                    livemode=livemode,
+                    email=email,
+                    first_name=first_name,
+                    last_name=last_name,
+                    stripe_customer_id=stripe_customer_id,
+                    stripe_event_created=event_created,
+                    source=source,
+                    user_group=new_user_group[:120],
+                ),
+                billing,
+                billing_at,
             )
             if created:
+                if new_list_id is not None:
+                    ListMembership.objects.get_or_create(team=team, mailing_list_id=new_list_id, contact=contact)
                 return SyncResult(contact=contact, created=True, applied=True)
 
         newer = not _is_older(event_created, contact)
@@ -92,6 +107,7 @@ def contact_sync(
         _apply(contact, stripe_customer_id, "stripe_customer_id", replace=newer)
         if newer and event_created is not None:
             contact.stripe_event_created = event_created
+        billing_fold(contact, billing, billing_at)
         contact.save()
         return SyncResult(contact=contact, created=False, applied=newer)
 
@@ -148,28 +164,43 @@ def _apply(contact: Contact, value: str, field: str, *, replace: bool) -> None:
         setattr(contact, field, value)
 
 
-def _create(
-    *, team, livemode, email, first_name, last_name, stripe_customer_id, event_created, source
-) -> tuple[Contact, bool]:
+def _create(contact: Contact, billing, billing_at: int) -> tuple[Contact, bool]:
+    """Insert a new contact with its billing state in one write; or, when another worker created it between our
+    look-up and this insert, theirs (locked), to which the caller applies the event."""
+    billing_fold(contact, billing, billing_at)
     try:
         with transaction.atomic():
-            contact = Contact.objects.create(
-                team=team,
-                livemode=livemode,
-                email=email,
-                first_name=first_name,
-                last_name=last_name,
-                stripe_customer_id=stripe_customer_id,
-                stripe_event_created=event_created,
-                source=source,
-            )
+            contact.save(force_insert=True)
             return contact, True
     except IntegrityError:
-        # Another worker created it between our lookup and insert; use theirs.
-        contact = _locked(team, email, livemode)
+        contact = _locked(contact.team, contact.email, contact.livemode)
         if contact is None:
             raise
         return contact, False
+
+
+def contact_for_customer(*, team: Team, customer_id: str, livemode: bool = True) -> Contact | None:
+    """The contact carrying this Stripe customer id, locked (the newest one, should an email change have left
+    two): how an event whose object has no email (a subscription, a quote) finds its contact."""
+    if not customer_id:
+        return None
+    return (
+        Contact.objects.select_for_update()
+        .filter(team=team, livemode=livemode, stripe_customer_id=customer_id)
+        .order_by(F("stripe_event_created").desc(nulls_last=True), "-id")
+        .first()
+    )
+
+
+def contact_for_stripe(*, team: Team, email: str, customer_id: str, livemode: bool = True) -> Contact | None:
+    """The contact a Stripe customer is, by its customer id, else by its email when that contact carries no
+    other customer (one who signed up again as a new customer is not the deleted one); locked. Creates nothing."""
+    contact = contact_for_customer(team=team, customer_id=customer_id, livemode=livemode)
+    if contact is None and email:
+        contact = _locked(team, email, livemode)
+        if contact is not None and contact.stripe_customer_id not in {"", customer_id}:
+            return None
+    return contact
 
 
 SOURCE_APP = "Added in the app"
@@ -304,6 +335,7 @@ def property_values_validate(*, team: Team, values: dict[str, Any]) -> dict[str,
             f"this one has {len(values):,}."
         )
     declared = dict(ContactProperty.objects.filter(team=team, key__in=list(values)).values_list("key", "type"))
+    declared.update({key: BILLING_PROPERTIES[key] for key in values if key in BILLING_PROPERTIES})
     _property_values_check(values, declared)
     return declared
 
@@ -398,6 +430,10 @@ def contact_property_create(*, team: Team, name: str, type: str) -> ContactPrope
         raise ValidationError({"name": "A property name starts with a letter and has only letters, digits and _."})
     if type not in ContactProperty.Type.values:
         raise ValidationError({"type": "The type is one of string, number, boolean or date."})
+    if name in BILLING_PROPERTIES:  # built in for every team: creating it with its own type changes nothing
+        if type != BILLING_PROPERTIES[name]:
+            raise ContactConflict(f"{name} is a built-in Stripe billing property, of type {BILLING_PROPERTIES[name]}.")
+        return ContactProperty(team=team, key=name, label=BILLING_LABELS[name], type=type)
     with transaction.atomic():
         _team_properties_lock(team)
         if ContactProperty.objects.filter(team=team, key=name).exists():

@@ -1,5 +1,5 @@
 """Development mode without a broker: the periodic tasks that Celery beat runs in production
-(timers and waits that are due, deliveries and emails whose wake-up was lost) run in a thread of the
+(timers and waits that are due, deliveries, emails and Stripe syncs whose wake-up was lost) run in a thread of the
 web process instead, so `make run` behaves like production, only slower to scale."""
 
 import logging
@@ -17,8 +17,9 @@ def _tick() -> None:
     from loops.runs import runs_advance_due
     from loops.sending import emails_sweep
     from webhooks.processing import deliveries_sweep
+    from webhooks.syncs import syncs_sweep
 
-    for job in (runs_advance_due, deliveries_sweep, emails_sweep):
+    for job in (runs_advance_due, deliveries_sweep, emails_sweep, syncs_sweep):
         try:
             job()
         except Exception:

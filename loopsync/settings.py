@@ -227,6 +227,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep-deliveries": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
+    "webhooks-sweep-stripe-syncs": {"task": "webhooks.tasks.sweep_stripe_syncs", "schedule": 60.0},
     "loops-advance-due-runs": {"task": "loops.tasks.advance_due_runs", "schedule": 15.0},
     "loops-sweep-emails": {"task": "loops.tasks.sweep_emails", "schedule": 60.0},
 }
@@ -293,8 +294,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "LoopSync API",
     "DESCRIPTION": "Loops-compatible v1 API: contacts, properties, mailing lists, events, transactional email; "
-    "plus the team's events and webhook log. Authenticate with `Authorization: Bearer <key>` "
-    "(Settings → API).",
+    "plus the team's events and webhook log. Contacts carry Stripe's billing state as built-in typed properties "
+    "(subscriptionStatus, planName, planId, planInterval, planAmount, currency, mrr, trialEnd, currentPeriodEnd, "
+    "canceledAt, cancelAtPeriodEnd, delinquent, ltv, lastPaymentAt, lastPaymentFailedAt), returned at the top "
+    "level like custom ones. Authenticate with `Authorization: Bearer <key>` (Settings → API).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -321,6 +324,15 @@ DATA_VARIABLES_PER_REQUEST = env.int("DATA_VARIABLES_PER_REQUEST", default=100) 
 # stored property may be.
 DATA_VARIABLE_MAX_CHARS = env.int("DATA_VARIABLE_MAX_CHARS", default=10_000)
 
+# Stripe's API, called with an endpoint's restricted key (import, catch-up, an unknown customer's email).
+# STRIPE_API_BASE is for a local stand-in of Stripe (the tests run one); production leaves it alone.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_API_TIMEOUT = env.int("STRIPE_API_TIMEOUT", default=20)  # seconds per request
+STRIPE_API_RETRIES = env.int("STRIPE_API_RETRIES", default=2)  # the library's own retries of 409, 5xx and timeouts
+STRIPE_RATE_LIMIT_RETRIES = env.int("STRIPE_RATE_LIMIT_RETRIES", default=6)  # 429s waited out, with backoff
+STRIPE_SYNC_PAGE_SIZE = env.int("STRIPE_SYNC_PAGE_SIZE", default=100)  # objects per page, Stripe's maximum
+STRIPE_CATCHUP_DAYS = 30  # how far back Stripe keeps events
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -328,6 +340,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # The stripe library logs each request at INFO and response bodies (customers' emails) at DEBUG.
+        "stripe": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},
         # axes says INFO on every successful log-in (masked); failures and lock-outs are WARNING and stay.

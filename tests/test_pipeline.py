@@ -9,12 +9,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import fixture_text, sign
+from conftest import FIXTURE_OF_TYPE, LIFECYCLE_TYPES, fixture_text, sign
 from contacts.models import Contact
 from loops.models import Event
 from loopsync.celery import app as celery_app
-from webhooks.models import Delivery
+from tests.fake_stripe import customer
+from webhooks.models import Delivery, Endpoint
 from webhooks.processing import deliveries_sweep
+from webhooks.stripe_events import SUPPORTED_EVENTS
 
 FAILED = "pay/invoice.payment_failed.json"
 
@@ -109,3 +111,41 @@ def test_broker_down_at_receive_still_200_and_sweeper_processes_it_later(
     assert deliveries_sweep() == 1
     wait_for(lambda: processed(delivery.id))
     assert Event.objects.filter(name="failedPayment").count() == 1
+
+
+# Every type beyond the first six, through a real worker.
+KEY = "rk_live_" + "p" * 24
+
+
+@pytest.mark.parametrize("event_type", LIFECYCLE_TYPES)
+def test_every_lifecycle_type_is_processed_by_a_worker(
+    postgres, celery_worker, live_server, team, make_endpoint, fake_stripe, event_type
+):
+    endpoint = make_endpoint(team, triggers={event_type: "lifecycle"})
+    Endpoint.objects.filter(id=endpoint.id).update(api_key=KEY)  # disputes name a charge: Stripe says whose
+    fake_stripe.keys[KEY] = "ok"
+    payload = json.loads(fixture_text(FIXTURE_OF_TYPE[event_type])) | {"livemode": True}
+    spec = SUPPORTED_EVENTS[event_type]
+    customer_id = spec.customer(payload)
+    if customer_id.startswith("ch_"):
+        fake_stripe.objects["charges"].append({"id": customer_id, "object": "charge", "customer": "cus_disputer"})
+        customer_id = "cus_disputer"
+    contact = Contact.objects.create(team=team, email="known@example.com", stripe_customer_id=customer_id or "")
+    if not customer_id:  # the object carries an email
+        contact.email = spec.email(payload)
+        contact.save()
+    fake_stripe.objects["customers"].append(customer(0, email="known@example.com") | {"id": customer_id})
+    status, answer = post(live_server, endpoint, json.dumps(payload))
+    assert (status, answer) == (200, {"status": "queued"})
+    delivery = Delivery.objects.get()
+    wait_for(lambda: Delivery.objects.filter(id=delivery.id).exclude(status__in=["received", "processing"]).exists())
+    delivery.refresh_from_db()
+    assert delivery.status == "processed", delivery.last_error
+    contact.refresh_from_db()
+    event = Event.objects.filter(team=team, name="lifecycle").first()
+    assert event is not None and event.contact_id == contact.id
+    assert event.properties["stripe_event_type"] == event_type
+    if event_type.startswith("customer.subscription."):
+        assert contact.properties["subscriptionStatus"] == payload["data"]["object"]["status"]
+    if event_type == "customer.deleted":
+        assert not contact.subscribed

@@ -30,7 +30,7 @@ class EndpointAdminForm(forms.ModelForm):
 class EventSettingInline(admin.TabularInline):
     model = EventSetting
     extra = 0
-    fields = ["event_type", "enabled", "trigger_event_name"]
+    fields = ["event_type", "enabled", "trigger_event_name", "additional_event_name"]
     readonly_fields = ["event_type"]
 
     def has_add_permission(self, request, obj=None) -> bool:

@@ -6,15 +6,17 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import team_admin_required
 from accounts.selectors import team_object_or_404
+from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from loopsync.site import absolute_url
 
-from . import selectors, services
-from .forms import EndpointForm, EventSettingsForm, SecretForm
-from .models import Endpoint
+from . import selectors, services, syncs
+from .forms import ApiKeyForm, CatchupForm, EndpointForm, EndpointOptionsForm, EventSettingsForm, ImportForm, SecretForm
+from .models import Endpoint, StripeSync
 from .receiving import WebhookRejected
 from .stripe_events import SUPPORTED_EVENTS
 
@@ -23,16 +25,24 @@ def _endpoint(request: HttpRequest, pk: int) -> Endpoint:
     return team_object_or_404(Endpoint, request.team, pk=pk)
 
 
-def _render_detail(request, endpoint, *, secret_form=None, settings_form=None, outcome=None, status=200):
+def _render_detail(request, endpoint, *, status=200, outcome=None, **forms):
+    """The endpoint's page; a refused form (`secret_form=…`) is shown with its errors, the others fresh."""
     return render(
         request,
         "webhooks/stripe_endpoint.html",
         {
             "endpoint": endpoint,
             "receive_url": absolute_url(endpoint.get_receive_path()),
-            "secret_form": secret_form or SecretForm(),
-            "settings_form": settings_form
+            "secret_form": forms.get("secret_form") or SecretForm(),
+            "settings_form": forms.get("settings_form")
             or EventSettingsForm(type_settings=selectors.endpoint_type_settings(endpoint=endpoint)),
+            "options_form": forms.get("options_form") or EndpointOptionsForm(instance=endpoint),
+            "api_key_form": forms.get("api_key_form") or ApiKeyForm(),
+            "import_form": forms.get("import_form") or ImportForm(),
+            "catchup_form": forms.get("catchup_form")
+            or CatchupForm(default_since=selectors.catchup_default_since(endpoint=endpoint)),
+            "syncs": selectors.endpoint_syncs(endpoint=endpoint),
+            "billing_properties": [(key, kind, BILLING_LABELS[key]) for key, kind in BILLING_PROPERTIES.items()],
             "suggestions": selectors.trigger_name_suggestions(team=endpoint.team),
             "outcome": outcome,
         },
@@ -70,6 +80,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @team_admin_required
 @require_POST
+@sensitive_post_parameters("secret")
 def endpoint_secret(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
     form = SecretForm(request.POST)
@@ -88,8 +99,94 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _render_detail(request, endpoint, settings_form=form, status=400)
     services.endpoint_settings_save(endpoint=endpoint, settings=form.cleaned_settings())
-    messages.success(request, "Event settings saved.")
-    return redirect("webhook-settings:detail", pk=endpoint.pk)
+    messages.success(request, "Event settings saved.", extra_tags="in-section events")
+    return redirect(reverse("webhook-settings:detail", args=[endpoint.pk]) + "#events")
+
+
+@team_admin_required
+@require_POST
+def endpoint_options(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = _endpoint(request, pk)
+    # The form gets its own copy: a refused form must leave `endpoint` as it is saved, for the page.
+    form = EndpointOptionsForm(request.POST, instance=_endpoint(request, pk))
+    if not form.is_valid():
+        return _render_detail(request, endpoint, options_form=form, status=400)
+    services.endpoint_options_save(
+        endpoint=endpoint,
+        user_group=form.cleaned_data["new_contact_user_group"],
+        mailing_list=form.cleaned_data["new_contact_list"],
+        customer_deleted=form.cleaned_data["customer_deleted"],
+    )
+    messages.success(request, "Options saved.", extra_tags="in-section options")
+    return redirect(reverse("webhook-settings:detail", args=[endpoint.pk]) + "#options")
+
+
+@team_admin_required
+@require_POST
+@sensitive_post_parameters("api_key")
+def endpoint_api_key(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = _endpoint(request, pk)
+    if request.POST.get("remove") == "yes":
+        services.endpoint_api_key_remove(endpoint=endpoint)
+        messages.success(request, "Stripe key removed.", extra_tags="in-section stripe-api")
+        return redirect(reverse("webhook-settings:detail", args=[endpoint.pk]) + "#stripe-api")
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            services.endpoint_api_key_save(endpoint=endpoint, api_key=form.cleaned_data["api_key"])
+        except ValidationError as exc:
+            form.add_error("api_key", exc)
+    if not form.is_valid():
+        endpoint.refresh_from_db()  # the refused key is not shown, not even as a hint
+        return _render_detail(request, endpoint, api_key_form=form, status=400)
+    messages.success(
+        request, f"Stripe key saved ({endpoint.api_key_hint}): Stripe accepted it.", extra_tags="in-section stripe-api"
+    )
+    return redirect(reverse("webhook-settings:detail", args=[endpoint.pk]) + "#stripe-api")
+
+
+@team_admin_required
+@require_POST
+def endpoint_sync_start(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    endpoint = _endpoint(request, pk)
+    if kind not in StripeSync.Kind.values:
+        raise Http404
+    if kind == StripeSync.Kind.IMPORT:
+        form = ImportForm(request.POST)
+    else:
+        form = CatchupForm(request.POST, default_since=selectors.catchup_default_since(endpoint=endpoint))
+    if form.is_valid():
+        try:
+            sync = syncs.sync_start(
+                endpoint=endpoint,
+                kind=kind,
+                fire_events=form.cleaned_data.get("fire_events", False),
+                since=form.cleaned_data.get("since"),
+                user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if sync.resumed:
+                begun = f"{sync.created_at:%Y-%m-%d %H:%M} UTC"
+                messages.info(
+                    request, f"Resumed the {sync.get_kind_display().lower()} begun {begun}, with its options."
+                )
+    if not form.is_valid():
+        return _render_detail(request, endpoint, status=400, **{f"{kind}_form": form})
+    return redirect(reverse("webhook-settings:detail", args=[endpoint.pk]) + f"#sync-{kind}")
+
+
+@login_required
+def endpoint_sync_progress(request: HttpRequest, pk: int, sync_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, pk)
+    sync = team_object_or_404(StripeSync, request.team, pk=sync_id, endpoint=endpoint)
+    if sync.kind == StripeSync.Kind.IMPORT:
+        form = ImportForm()
+    else:
+        form = CatchupForm(default_since=selectors.catchup_default_since(endpoint=endpoint))
+    context = {"endpoint": endpoint, "sync": sync, "kind": sync.kind, "form": form}
+    return render(request, "webhooks/_stripe_sync.html", context)
 
 
 @team_admin_required

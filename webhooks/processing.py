@@ -7,6 +7,7 @@ and re-runs claims whose worker died.
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -16,13 +17,22 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from accounts.models import Team
-from contacts.services import contact_sync
+from contacts.billing import contact_billing_apply
+from contacts.models import UnsubscribedBy
+from contacts.services import (
+    contact_delete,
+    contact_for_customer,
+    contact_for_stripe,
+    contact_set_subscribed,
+    contact_sync,
+)
 from loops.services import event_fire
 from loopsync.drain import drain
 
-from .models import Delivery, EventSetting
+from .customers import customers_resolve, customers_unknown
+from .models import CustomerDeleted, Delivery, Endpoint, EventSetting, IgnoredReason
 from .receiving import deliveries_wake, email_valid, ignored_reason
-from .stripe_events import SUPPORTED_EVENTS
+from .stripe_events import SUPPORTED_EVENTS, Extracted
 
 logger = logging.getLogger(__name__)
 
@@ -78,78 +88,228 @@ def deliveries_claim(*, limit: int = BATCH_SIZE) -> list[Delivery]:
 # --- processing ----------------------------------------------------------------------------------
 
 
-def _triggers(deliveries: list[Delivery]) -> dict[tuple[int, str], str]:
+@dataclass(frozen=True)
+class _Options:
+    """What a batch needs of each endpoint and type setting, read with one query each."""
+
+    user_group: str
+    list_id: int | None
+    customer_deleted: str
+    api_key: str
+
+
+def _batch_settings(deliveries: list[Delivery]) -> tuple[dict[tuple[int, str], tuple[str, str]], dict[int, _Options]]:
     pairs = Q()
     for delivery in deliveries:
         pairs |= Q(endpoint_id=delivery.endpoint_id, event_type=delivery.event_type)
-    rows = EventSetting.objects.filter(pairs).values_list("endpoint_id", "event_type", "trigger_event_name")
-    return {(endpoint_id, event_type): name for endpoint_id, event_type, name in rows}
+    rows = EventSetting.objects.filter(pairs).values_list(
+        "endpoint_id", "event_type", "trigger_event_name", "additional_event_name"
+    )
+    triggers = {(endpoint_id, event_type): (name, extra) for endpoint_id, event_type, name, extra in rows}
+    endpoints = Endpoint.objects.filter(id__in={d.endpoint_id for d in deliveries}).values_list(
+        "id", "new_contact_user_group", "new_contact_list_id", "customer_deleted", "api_key"
+    )
+    return triggers, {row[0]: _Options(*row[1:]) for row in endpoints}
 
 
-def _apply(delivery: Delivery, trigger: str) -> None:
+def _extract(delivery: Delivery) -> Extracted:
     spec = SUPPORTED_EVENTS.get(delivery.event_type)
     if spec is None:
         raise ValueError(f"{delivery.event_type} is not a supported event type")
     extracted = spec.extract(delivery.payload)
-    if not extracted.email:
-        raise ValueError("The event carries no email")
-    if not email_valid(extracted.email):
+    if extracted.email and not email_valid(extracted.email):
         raise ValueError(f"The event's email is not valid: {extracted.email[:100]!r}")
+    if not extracted.email and not (extracted.customer_id or extracted.charge_id):
+        raise ValueError("The event carries no email and no customer")
+    return extracted
+
+
+def _ignore(delivery: Delivery, reason: str, note: str = "") -> None:
+    Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(
+        status=Delivery.Status.IGNORED,
+        ignored_reason=reason,
+        last_error=note[:2000],
+        processed_at=timezone.now(),
+        next_attempt_at=None,
+    )
+
+
+def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], options: _Options | None) -> None:
     team = Team(id=delivery.team_id)
+    livemode = delivery.livemode
     with transaction.atomic():
-        sync = contact_sync(
-            team=team,
-            livemode=delivery.livemode,
-            email=extracted.email,
-            full_name=extracted.full_name,
-            stripe_customer_id=extracted.customer_id,
-            event_created=delivery.event_created,
-            previous_email=extracted.previous_email,
-        )
-        if trigger:
-            event_fire(
-                team=team,
-                contact=sync.contact,
-                name=trigger,
-                properties={
-                    **extracted.properties,
-                    "stripe_event_id": delivery.stripe_event_id,
-                    "stripe_event_type": delivery.event_type,
-                    "stripe_customer_id": extracted.customer_id,
-                    "livemode": sync.contact.livemode,
-                },
-                source="stripe",
-                idempotency_key=delivery.stripe_event_id,
-                occurred_at=delivery.event_created,
+        billing_pending = bool(extracted.billing)  # contact_sync applies it in its own write
+        if delivery.event_type == "customer.deleted":
+            contact = contact_for_stripe(
+                team=team, livemode=livemode, email=extracted.email, customer_id=extracted.customer_id
             )
+        elif extracted.email:
+            contact = contact_sync(
+                team=team,
+                livemode=livemode,
+                email=extracted.email,
+                full_name=extracted.full_name,
+                stripe_customer_id=extracted.customer_id,
+                event_created=delivery.event_created,
+                previous_email=extracted.previous_email,
+                new_user_group=options.user_group if options else "",
+                new_list_id=options.list_id if options else None,
+                billing=extracted.billing,
+            ).contact
+            billing_pending = False
+        else:  # a subscription, a quote…: the contact that carries this Stripe customer
+            contact = contact_for_customer(team=team, customer_id=extracted.customer_id, livemode=livemode)
+        if contact is None:
+            _ignore(delivery, IgnoredReason.CUSTOMER_UNKNOWN, _unknown_note(extracted, options))
+            return
+        if billing_pending and delivery.event_created is not None:
+            contact_billing_apply(
+                contact=contact, updates=list(extracted.billing), at=int(delivery.event_created.timestamp())
+            )
+        deleted = delivery.event_type == "customer.deleted" and _customer_deleted(contact, options)
+        if extracted.fires and not deleted:
+            _fire(delivery, extracted, contact, names)
         Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(
             status=Delivery.Status.PROCESSED, processed_at=timezone.now(), last_error="", next_attempt_at=None
         )
 
 
-def _process(deliveries: list[Delivery]) -> None:
+def _unknown_note(extracted: Extracted, options: _Options | None) -> str:
+    who = extracted.customer_id or f"the customer of charge {extracted.charge_id}"
+    if options and options.api_key:
+        return f"No contact has the Stripe customer {who}, and Stripe has no email for it."
+    return (
+        f"No contact has the Stripe customer {who}. Import your customers (or save a Stripe key, so that "
+        "LoopSync can ask Stripe for the email), then replay this delivery."
+    )
+
+
+def _customer_deleted(contact, options: _Options | None) -> bool:
+    """The endpoint's choice for a customer deleted in Stripe. True when the contact is gone."""
+    if options and options.customer_deleted == CustomerDeleted.DELETE:
+        contact_delete(contact=contact)
+        return True
+    contact_set_subscribed(contact=contact, subscribed=False, by=UnsubscribedBy.STRIPE)
+    return False
+
+
+def _fire(delivery: Delivery, extracted: Extracted, contact, names: tuple[str, str]) -> None:
+    events_fire(
+        contact=contact,
+        names=names,
+        key=delivery.stripe_event_id,
+        occurred_at=delivery.event_created,
+        properties={
+            **extracted.properties,
+            "stripe_event_id": delivery.stripe_event_id,
+            "stripe_event_type": delivery.event_type,
+            "stripe_customer_id": extracted.customer_id or contact.stripe_customer_id,
+            "livemode": contact.livemode,
+        },
+    )
+
+
+def events_fire(*, contact, names: tuple[str, str], key: str, properties: dict, occurred_at=None) -> int:
+    """A type's event and its additional custom event (Loops' "Trigger an additional custom event"), each once
+    per `key`, however often it is asked. Returns how many were fired now."""
+    fired = 0
+    for name, idempotency_key in zip(names, (key, f"{key}:additional"), strict=True):
+        if name:
+            result = event_fire(
+                team=Team(id=contact.team_id),
+                contact=contact,
+                name=name,
+                properties=properties,
+                source="stripe",
+                idempotency_key=idempotency_key,
+                occurred_at=occurred_at,
+            )
+            fired += int(result.created)
+    return fired
+
+
+def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
     """Process claimed deliveries in one transaction, each in its own savepoint: one commit per batch,
     and a delivery that fails permanently is marked failed without undoing the others. A temporary
-    error undoes the batch and releases every row in it for a retry."""
-    triggers = _triggers(deliveries)
+    error undoes the batch and releases every row in it for a retry.
+
+    A delivery about a customer no contact carries, on an endpoint with a Stripe key, needs a call to
+    Stripe. The shared drain never makes one (one team's slow Stripe must not hold up the others): it
+    hands the delivery to a task of its own (`look_up`), which calls Stripe before its transaction opens."""
+    triggers, options = _batch_settings(deliveries)
+    extracted: dict[int, Extracted] = {}
+    for delivery in deliveries:
+        try:
+            extracted[delivery.id] = _extract(delivery)
+        except Exception as exc:  # the payload will not change: record why
+            _fail(delivery, exc)
+    api_keys = _api_keys(options)
+    if look_up:
+        extracted, unanswered = customers_resolve(deliveries=deliveries, extracted=extracted, api_keys=api_keys)
+        for delivery in deliveries:
+            if delivery.id in unanswered:
+                _look_up_failed(delivery, unanswered[delivery.id])
+    else:
+        for delivery in customers_unknown(deliveries=deliveries, extracted=extracted, api_keys=api_keys):
+            _look_up_later(delivery)
+            del extracted[delivery.id]
     try:
         with transaction.atomic():
             for delivery in deliveries:
+                if delivery.id not in extracted:
+                    continue
                 try:
-                    _apply(delivery, triggers.get((delivery.endpoint_id, delivery.event_type), ""))
+                    _apply(
+                        delivery,
+                        extracted[delivery.id],
+                        triggers.get((delivery.endpoint_id, delivery.event_type), ("", "")),
+                        options.get(delivery.endpoint_id),
+                    )
                 except RELEASING_ERRORS:
                     raise
                 except Exception as exc:  # will not heal by retrying: record it for the user
-                    logger.exception("Delivery %s failed", delivery.id)
-                    Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(
-                        status=Delivery.Status.FAILED,
-                        last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                        next_attempt_at=None,
-                    )
+                    _fail(delivery, exc)
     except RELEASING_ERRORS as exc:
         for delivery in deliveries:
             delivery_release(delivery_id=delivery.id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _look_up_later(delivery: Delivery) -> None:
+    """Leave the claim to `process_delivery`, at once: its lease is over, so that task can take it (and the
+    sweep, should the message be lost)."""
+    from .tasks import process_delivery  # the tasks module calls this one
+
+    Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(next_attempt_at=timezone.now())
+    transaction.on_commit(lambda: _enqueue_quietly(process_delivery, delivery.id))
+
+
+def _enqueue_quietly(task, delivery_id: int) -> None:
+    try:
+        task.delay(delivery_id)
+    except BrokerError as exc:
+        logger.warning("Broker unavailable; delivery %s is taken up by the next sweep: %s", delivery_id, exc)
+
+
+def _look_up_failed(delivery: Delivery, error: str) -> None:
+    """Stripe could not say who the customer is: retried with backoff, then kept as "customer unknown" (an
+    import or a replay processes it later), never failed for Stripe's outage."""
+    attempts = Delivery.objects.filter(id=delivery.id).values_list("attempts", flat=True).first() or 0
+    if attempts >= MAX_ATTEMPTS:
+        _ignore(delivery, IgnoredReason.CUSTOMER_UNKNOWN, f"Stripe did not answer after {attempts} attempts: {error}")
+    else:
+        delivery_release(delivery_id=delivery.id, error=error)
+
+
+def _api_keys(options: dict[int, _Options]) -> dict[int, str]:
+    return {endpoint_id: o.api_key for endpoint_id, o in options.items() if o.api_key}
+
+
+def _fail(delivery: Delivery, exc: Exception) -> None:
+    logger.exception("Delivery %s failed", delivery.id)
+    Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(
+        status=Delivery.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000], next_attempt_at=None
+    )
 
 
 def delivery_process(*, delivery_id: int) -> Delivery | None:
@@ -157,7 +317,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
     if not delivery_claim(delivery_id=delivery_id):
         return None
     delivery = Delivery.objects.get(id=delivery_id)
-    _process([delivery])
+    _process([delivery], look_up=True)
     delivery.refresh_from_db()
     return delivery
 

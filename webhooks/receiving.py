@@ -7,7 +7,7 @@ Every answer is decided here, and none is a 500:
   api_version or account of the wrong type or longer than its column, a `created` that is not a time);
 - 200, stored once: a duplicate is answered 200 and stored nothing more (the unique key);
 - 200, stored as ignored with its reason: the other Stripe mode's event, a type we do not support or the
-  endpoint does not take, no email or an invalid one.
+  endpoint does not take, neither an email nor a Stripe customer, or an invalid email.
 """
 
 import logging
@@ -154,8 +154,8 @@ def ignored_reason(
     if not type_enabled:
         return IgnoredReason.DISABLED
     email = spec.email(payload)
-    if not email:
-        return IgnoredReason.NO_EMAIL
+    if not email:  # found by its Stripe customer when processed, or ignored then as "customer unknown"
+        return "" if spec.customer(payload) else IgnoredReason.NO_EMAIL
     if not email_valid(email):
         return IgnoredReason.INVALID_EMAIL
     return ""
@@ -198,7 +198,25 @@ def delivery_receive(*, endpoint_uuid: UUID, body: bytes, signature: str | None,
     problem = problem or envelope_problem(payload)
     if problem:
         raise WebhookRejected(400, problem)
+    return _store(endpoint, payload, sample=sample)
 
+
+def delivery_receive_fetched(*, endpoint_uuid: UUID, payload: dict) -> Received:
+    """Store an event that this app fetched from Stripe's API with the endpoint's key (a catch-up): it needs
+    no signature, as it came from Stripe over TLS, and it takes the rest of the webhook's path, the
+    envelope's checks and the dedupe by event id included. Raises WebhookRejected as a webhook would."""
+    event_type = payload.get("type") if isinstance(payload, dict) else None
+    if not isinstance(event_type, str) or len(event_type) > _max_length("event_type"):
+        event_type = ""
+    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid, event_type=event_type)
+    problem = envelope_problem(payload)
+    if problem:
+        raise WebhookRejected(400, problem)
+    return _store(endpoint, payload, sample=False)
+
+
+def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool) -> Received:
+    event_type = payload["type"]
     reason = ignored_reason(
         spec=SUPPORTED_EVENTS.get(event_type),
         type_enabled=endpoint.type_enabled,

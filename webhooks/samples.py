@@ -1,6 +1,7 @@
 """Realistic sample Stripe events for the settings page's "Send test event", shaped like the fixtures
 in tests/fixtures/stripe and the newest Stripe objects."""
 
+import copy
 import secrets
 import time
 
@@ -74,6 +75,7 @@ def _sample_checkout(*, customer: str, email: str, name: str, now: int) -> dict:
 def _sample_invoice(event_type: str, *, customer: str, email: str, name: str, now: int) -> dict:
     """A $19.00 monthly subscription invoice: paid, failed (retried in 3 days) or coming up."""
     paid, upcoming = event_type == "invoice.paid", event_type == "invoice.upcoming"
+    action_required = event_type == "invoice.payment_action_required"
     invoice_id = _test_id("in")
     start, end = (now - 27 * DAY, now + 3 * DAY) if upcoming else (now - 30 * DAY, now)
     invoice = {
@@ -114,7 +116,7 @@ def _sample_invoice(event_type: str, *, customer: str, email: str, name: str, no
         },
         "livemode": False,
         "metadata": {},
-        "next_payment_attempt": None if paid else now + 3 * DAY,
+        "next_payment_attempt": None if paid or action_required else now + 3 * DAY,
         "number": f"{secrets.token_hex(4).upper()}-0001",
         "parent": {
             "quote_details": None,
@@ -136,6 +138,140 @@ def _sample_invoice(event_type: str, *, customer: str, email: str, name: str, no
     return invoice
 
 
+PRO_PRICE = {
+    "id": "price_test_pro_monthly",
+    "object": "price",
+    "active": True,
+    "billing_scheme": "per_unit",
+    "currency": "usd",
+    "livemode": False,
+    "lookup_key": None,
+    "nickname": "Pro",
+    "product": "prod_test_pro",
+    "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+    "type": "recurring",
+    "unit_amount": 1900,
+}
+STARTER_PRICE = {**PRO_PRICE, "id": "price_test_starter_monthly", "nickname": "Starter", "unit_amount": 900}
+
+
+def _item(price: dict, *, subscription: str, start: int, end: int) -> dict:
+    return {
+        "id": _test_id("si"),
+        "object": "subscription_item",
+        "current_period_end": end,
+        "current_period_start": start,
+        "price": price,
+        "quantity": 1,
+        "subscription": subscription,
+    }
+
+
+def _sample_subscription(event_type: str, *, customer: str, now: int, **_) -> dict:
+    """A $19.00/month "Pro" subscription, in the state the event leaves it (API 2025-03-31: periods on items)."""
+    kind = event_type.rsplit(".", 1)[1]
+    subscription_id = _test_id("sub")
+    trialing = kind in {"trial_will_end", "created"}
+    start, end = (now, now + 3 * DAY) if trialing else (now - 10 * DAY, now + 20 * DAY)
+    status = {"deleted": "canceled", "paused": "paused", "trial_will_end": "trialing", "created": "trialing"}
+    return {
+        "id": subscription_id,
+        "object": "subscription",
+        "billing_cycle_anchor": start,
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": now if kind == "deleted" else None,
+        "cancellation_details": {
+            "comment": None,
+            "feedback": "too_expensive" if kind == "deleted" else None,
+            "reason": "cancellation_requested" if kind == "deleted" else None,
+        },
+        "collection_method": "charge_automatically",
+        "created": now - (0 if kind == "created" else 40 * DAY),
+        "currency": "usd",
+        "customer": customer,
+        "ended_at": now if kind == "deleted" else None,
+        "items": {
+            "object": "list",
+            "data": [_item(PRO_PRICE, subscription=subscription_id, start=start, end=end)],
+            "has_more": False,
+            "total_count": 1,
+            "url": f"/v1/subscription_items?subscription={subscription_id}",
+        },
+        "latest_invoice": _test_id("in"),
+        "livemode": False,
+        "metadata": {},
+        "pause_collection": {"behavior": "void", "resumes_at": None} if kind == "paused" else None,
+        "start_date": now - 40 * DAY,
+        "status": status.get(kind, "active"),
+        "trial_end": end if trialing else None,
+        "trial_start": now - 11 * DAY if trialing else None,
+    }
+
+
+def _sample_charge(*, customer: str, email: str, name: str, now: int) -> dict:
+    charge_id = _test_id("ch")
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "amount": 1900,
+        "amount_captured": 1900,
+        "amount_refunded": 1900,
+        "billing_details": {"address": None, "email": email, "name": name or None, "phone": None},
+        "captured": True,
+        "created": now - 2 * DAY,
+        "currency": "usd",
+        "customer": customer,
+        "invoice": _test_id("in"),
+        "livemode": False,
+        "paid": True,
+        "payment_intent": _test_id("pi"),
+        "receipt_email": email,
+        "receipt_url": f"https://pay.stripe.com/receipts/{charge_id}",
+        "refunded": True,
+        "status": "succeeded",
+    }
+
+
+def _sample_dispute(event_type: str, *, email: str, name: str, now: int, **_) -> dict:
+    closed = event_type.endswith(".closed")
+    return {
+        "id": _test_id("dp"),
+        "object": "dispute",
+        "amount": 1900,
+        "charge": _test_id("ch"),
+        "created": now - (10 * DAY if closed else 0),
+        "currency": "usd",
+        "evidence": {"customer_email_address": email, "customer_name": name or None},
+        "evidence_details": {"due_by": now + 7 * DAY, "has_evidence": False, "past_due": False},
+        "is_charge_refundable": False,
+        "livemode": False,
+        "payment_intent": _test_id("pi"),
+        "reason": "product_not_received",
+        "status": "won" if closed else "needs_response",
+    }
+
+
+def _sample_quote(event_type: str, *, customer: str, now: int, **_) -> dict:
+    status = {"quote.finalized": "open", "quote.accepted": "accepted", "quote.canceled": "canceled"}[event_type]
+    return {
+        "id": _test_id("qt"),
+        "object": "quote",
+        "amount_subtotal": 228000,
+        "amount_total": 228000,
+        "created": now - DAY,
+        "currency": "usd",
+        "customer": customer,
+        "description": "Pro, yearly, for 10 seats",
+        "expires_at": now + 30 * DAY,
+        "invoice": _test_id("in") if status == "accepted" else None,
+        "livemode": False,
+        "number": f"QT-{secrets.token_hex(4).upper()}-0001-1",
+        "status": status,
+        "subscription": _test_id("sub") if status == "accepted" else None,
+    }
+
+
 def sample_event(*, event_type: str, email: str, name: str = "", customer_id: str = "") -> dict:
     """A Stripe event of a supported type as Stripe would send it in test mode, with a fresh id, for
     `customer_id` (a fresh test id when blank)."""
@@ -144,12 +280,28 @@ def sample_event(*, event_type: str, email: str, name: str = "", customer_id: st
     now = int(time.time())
     person = {"customer": customer_id or _test_id("cus"), "email": email, "name": name, "now": now}
     data: dict = {}
-    if event_type.startswith("customer."):
+    if event_type.startswith("customer.subscription."):
+        data["object"] = _sample_subscription(event_type, **person)
+        if event_type == "customer.subscription.updated":  # a plan change, from Starter to Pro
+            previous_items = copy.deepcopy(data["object"]["items"])
+            previous_items["data"][0]["price"] = STARTER_PRICE
+            data["previous_attributes"] = {"items": previous_items}
+        if event_type == "customer.subscription.resumed":
+            data["previous_attributes"] = {"status": "paused", "pause_collection": {"behavior": "void"}}
+    elif event_type.startswith("customer."):
         data["object"] = _sample_customer(**person)
         if event_type == "customer.updated":
             data["previous_attributes"] = {"metadata": {"plan": "starter"}}
-    elif event_type == "checkout.session.completed":
+    elif event_type.startswith("checkout.session."):
         data["object"] = _sample_checkout(**person)
+        if event_type == "checkout.session.async_payment_failed":
+            data["object"]["payment_status"] = "unpaid"
+    elif event_type == "charge.refunded":
+        data["object"] = _sample_charge(**person)
+    elif event_type.startswith("charge.dispute."):
+        data["object"] = _sample_dispute(event_type, **person)
+    elif event_type.startswith("quote."):
+        data["object"] = _sample_quote(event_type, **person)
     else:
         data["object"] = _sample_invoice(event_type, **person)
     return {

@@ -1,14 +1,17 @@
 """Reads for the webhook settings pages: a team's endpoints, their settings, and what a test event did."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import Team
 from contacts.models import Contact
 from loops.models import Event, Loop, LoopRun
 
-from .models import Delivery, Endpoint, EventSetting
+from .models import Delivery, Endpoint, EventSetting, StripeSync
 from .stripe_events import SUPPORTED_EVENTS, StripeEventType
 
 SUGGESTIONS_PER_SOURCE = 200
@@ -76,17 +79,31 @@ def endpoint_delivery(*, endpoint: Endpoint, delivery_id: str | int | None) -> D
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What became of a test event: the delivery, and once processed, its contact, event and loop runs."""
+    """What became of a test event: the delivery, and once processed, its contact, the events it fired (the
+    type's, then its additional one) and the loop runs they started."""
 
     delivery: Delivery
     trigger: str = ""
     contact: Contact | None = None
     event: Event | None = None
     runs: list[LoopRun] = field(default_factory=list)
+    additional: Event | None = None
+    contact_deleted: bool = False
 
     @property
     def done(self) -> bool:
         return self.delivery.status in {Delivery.Status.PROCESSED, Delivery.Status.FAILED, Delivery.Status.IGNORED}
+
+    @property
+    def no_event_reason(self) -> str:
+        """Why a processed delivery fired nothing."""
+        if not self.trigger:
+            return "this type only syncs the contact (no event is set for it)."
+        if self.contact_deleted:
+            return "the contact was deleted, as this endpoint's options say."
+        if self.delivery.event_type == "customer.subscription.updated":
+            return "the plan did not change (a renewal or a status change only syncs the billing state)."
+        return "nothing was fired."
 
 
 def delivery_outcome(*, delivery: Delivery) -> DeliveryOutcome:
@@ -98,18 +115,65 @@ def delivery_outcome(*, delivery: Delivery) -> DeliveryOutcome:
     )
     if delivery.status != Delivery.Status.PROCESSED:
         return DeliveryOutcome(delivery=delivery, trigger=trigger)
-    event = (
-        Event.objects.filter(team_id=delivery.team_id, idempotency_key=delivery.stripe_event_id)
-        .select_related("contact")
-        .first()
-    )
-    if event is not None:
-        contact = event.contact
-        runs = list(LoopRun.objects.filter(team_id=delivery.team_id, event=event).select_related("loop").order_by("id"))
+    keys = [delivery.stripe_event_id, f"{delivery.stripe_event_id}:additional"]
+    fired = {
+        e.idempotency_key: e
+        for e in Event.objects.filter(team_id=delivery.team_id, idempotency_key__in=keys).select_related("contact")
+    }
+    event, additional = fired.get(keys[0]), fired.get(keys[1])
+    if event is not None or additional is not None:
+        contact = (event or additional).contact
+        runs = list(
+            LoopRun.objects.filter(team_id=delivery.team_id, event__in=[e for e in (event, additional) if e])
+            .select_related("loop")
+            .order_by("id")
+        )
     else:
         spec = SUPPORTED_EVENTS.get(delivery.event_type)
         email = spec.email(delivery.payload) if spec else ""
+        customer = spec.customer(delivery.payload) if spec and not email else ""
         contacts = Contact.objects.filter(team_id=delivery.team_id, livemode=delivery.livemode)
-        contact = contacts.with_email(email).first() if email else None
+        if email:
+            contact = contacts.with_email(email).first()
+        else:
+            contact = contacts.filter(stripe_customer_id=customer).first() if customer else None
         runs = []
-    return DeliveryOutcome(delivery=delivery, trigger=trigger, contact=contact, event=event, runs=runs)
+    deleted = delivery.event_type == "customer.deleted" and contact is None
+    return DeliveryOutcome(
+        delivery=delivery,
+        trigger=trigger,
+        contact=contact,
+        event=event,
+        runs=runs,
+        additional=additional,
+        contact_deleted=deleted,
+    )
+
+
+def endpoint_syncs(*, endpoint: Endpoint) -> dict[str, StripeSync | None]:
+    """The newest import and the newest catch-up of this endpoint, for its page."""
+    return {kind: StripeSync.objects.filter(endpoint=endpoint, kind=kind).first() for kind in StripeSync.Kind.values}
+
+
+@dataclass(frozen=True)
+class CatchupStart:
+    at: datetime
+    why: str  # what `at` is, for the page: "the newest event this endpoint received", …
+
+
+def catchup_default_since(*, endpoint: Endpoint) -> CatchupStart:
+    """Where a catch-up starts when no time is given: the newest event this endpoint received from Stripe,
+    else its creation, never before what Stripe still keeps (STRIPE_CATCHUP_DAYS)."""
+    newest = (
+        Delivery.objects.filter(endpoint=endpoint, sample=False, event_created__isnull=False)
+        .order_by("-event_created")
+        .values_list("event_created", flat=True)
+        .first()
+    )
+    kept = timezone.now() - timedelta(days=settings.STRIPE_CATCHUP_DAYS)
+    at, why = (newest, "the newest event this endpoint received") if newest else (
+        endpoint.created_at, "when this endpoint was made (it has received no event yet)"
+    )  # fmt: skip
+    if at < kept:
+        at, why = kept, f"{settings.STRIPE_CATCHUP_DAYS} days ago, as far back as Stripe keeps events"
+    return CatchupStart(at=at, why=why)

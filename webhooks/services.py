@@ -9,12 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Team
-from contacts.models import Contact
+from contacts.models import Contact, MailingList
+from contacts.services import contact_sync
 from loops.services import event_name_validate
 
 from . import samples
 from .models import Endpoint, EventSetting
 from .receiving import Received, delivery_receive
+from .stripe_api import api_key_validate
 from .stripe_events import SUPPORTED_EVENTS
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -87,18 +89,55 @@ def endpoint_secret_save(*, endpoint: Endpoint, secret: str) -> Endpoint:
 
 
 @transaction.atomic
-def endpoint_settings_save(*, endpoint: Endpoint, settings: dict[str, tuple[bool, str]]) -> None:
-    """Every type's setting at once, `{type: (enabled, trigger name)}`; one bad value saves nothing."""
+def endpoint_settings_save(*, endpoint: Endpoint, settings: dict[str, tuple[bool, str, str]]) -> None:
+    """Every type's setting at once, `{type: (enabled, trigger name, additional event name)}`; one bad value
+    saves nothing."""
     unknown = set(settings) - set(SUPPORTED_EVENTS)
     if unknown:
         raise ValidationError(f"Not a supported Stripe event type: {', '.join(sorted(unknown))}.")
-    cleaned = {event_type: (bool(on), trigger_name_validate(name)) for event_type, (on, name) in settings.items()}
-    for event_type, (enabled, name) in cleaned.items():
+    cleaned = {
+        event_type: (bool(on), trigger_name_validate(name), trigger_name_validate(additional))
+        for event_type, (on, name, additional) in settings.items()
+    }
+    for event_type, (enabled, name, additional) in cleaned.items():
         EventSetting.objects.update_or_create(
             endpoint=endpoint,
             event_type=event_type,
-            defaults={"team_id": endpoint.team_id, "enabled": enabled, "trigger_event_name": name},
+            defaults={
+                "team_id": endpoint.team_id,
+                "enabled": enabled,
+                "trigger_event_name": name,
+                "additional_event_name": additional if additional != name else "",
+            },
         )
+
+
+def endpoint_options_save(
+    *, endpoint: Endpoint, user_group: str, mailing_list: MailingList | None, customer_deleted: str
+) -> Endpoint:
+    """What new contacts from this endpoint get, and what a customer deleted in Stripe means (Loops' options)."""
+    if mailing_list is not None and mailing_list.team_id != endpoint.team_id:
+        raise ValidationError("That mailing list belongs to another team.")
+    if customer_deleted not in Endpoint.CustomerDeleted.values:
+        raise ValidationError(f"A deleted customer's contact is unsubscribed or deleted, not {customer_deleted!r}.")
+    endpoint.new_contact_user_group = user_group.strip()[:120]
+    endpoint.new_contact_list = mailing_list
+    endpoint.customer_deleted = customer_deleted
+    endpoint.save(update_fields=["new_contact_user_group", "new_contact_list", "customer_deleted", "updated_at"])
+    return endpoint
+
+
+def endpoint_api_key_save(*, endpoint: Endpoint, api_key: str) -> Endpoint:
+    """Check a restricted key with one call to Stripe, then keep it. Raises ValidationError, saving nothing."""
+    endpoint.api_key = api_key_validate(api_key=api_key, livemode=endpoint.livemode)
+    endpoint.save(update_fields=["api_key", "updated_at"])
+    return endpoint
+
+
+def endpoint_api_key_remove(*, endpoint: Endpoint) -> Endpoint:
+    endpoint.api_key = ""
+    endpoint.save(update_fields=["api_key", "updated_at"])
+    return endpoint
 
 
 def endpoint_set_enabled(*, endpoint: Endpoint, enabled: bool) -> Endpoint:
@@ -135,6 +174,17 @@ def endpoint_test_send(*, endpoint: Endpoint, event_type: str, email: str, name:
         .first()
     )
     sample = samples.sample_event(event_type=event_type, email=email, name=name.strip(), customer_id=existing or "")
+    spec = SUPPORTED_EVENTS[event_type]
+    if not spec.email(sample) or event_type == "customer.deleted":
+        # A subscription or a quote names only its customer: the test contact must carry it, as a customer
+        # made in Stripe before its subscription would have made it. A deletion needs one to delete.
+        contact_sync(
+            team=endpoint.team,
+            livemode=False,
+            email=email,
+            full_name=name.strip(),
+            stripe_customer_id=spec.customer(sample),
+        )
     body = json.dumps(sample)
     signature = stripe.WebhookSignature.generate_signature_header(body, endpoint.signing_secret)
     return delivery_receive(endpoint_uuid=endpoint.uuid, body=body.encode(), signature=signature, sample=True)

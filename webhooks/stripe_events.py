@@ -1,23 +1,29 @@
-"""The Stripe event types LoopSync supports, and how each yields a contact and event properties.
-
-This is the one list: models, forms, the receive view, the task and pages all read it from here.
+"""The Stripe event types LoopSync supports: this is the one list. Models, forms, the receive view, the task
+and pages all read it from here; each type's extractor is in `stripe_extractors`.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
 
-from .money import amount_format
-
-
-@dataclass(frozen=True)
-class Extracted:
-    email: str
-    full_name: str = ""
-    customer_id: str = ""
-    previous_email: str = ""
-    properties: dict[str, Any] = field(default_factory=dict)
+from .stripe_extractors import (  # noqa: F401 - Extracted is part of this module's interface
+    Extracted,
+    charge_email,
+    charge_extract,
+    checkout_email,
+    checkout_extract,
+    customer_email,
+    customer_extract,
+    customer_object_id,
+    customer_of,
+    dispute_customer,
+    dispute_email,
+    dispute_extract,
+    invoice_email,
+    invoice_extractor,
+    no_email,
+    quote_extract,
+    subscription_extract,
+)
 
 
 @dataclass(frozen=True)
@@ -26,210 +32,78 @@ class StripeEventType:
     label: str
     description: str
     suggested_trigger: str  # offered in the settings page; blank by default means "sync only"
-    email: Callable[[dict], str]  # cheap, used at receive time to ignore events with no email
+    email: Callable[[dict], str]  # cheap, used at receive time: with no email and no customer, ignored
+    customer: Callable[[dict], str]  # the Stripe customer (or, for a dispute, the charge) it is about
     extract: Callable[[dict], Extracted]
 
 
-# Every reader below takes whatever a signed payload holds: a field of the wrong type (`"customer_details":
-# "x"`) reads as missing, never raises, so a delivery is kept as ignored ("no email") rather than lost.
+def _type(event_type, label, description, trigger, email, customer, extract) -> StripeEventType:
+    return StripeEventType(event_type, label, description, trigger, email, customer, extract)
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _obj(payload: dict) -> dict:
-    return _dict(_dict(payload.get("data")).get("object"))
-
-
-def _str(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _id(value: Any) -> str:
-    """A Stripe reference is an id string, or the object itself when the request expanded it."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    value = _str(value)
-    return value if len(value) <= ID_MAX else ""  # no Stripe id is longer; the columns hold 255
-
-
-ID_MAX = 255
-TIME_MAX = 253_402_300_799  # the end of year 9999, where datetime ends
-
-
-def _time(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= TIME_MAX:
-        return datetime.fromtimestamp(value, tz=UTC).isoformat()
-    return None
-
-
-AMOUNT_MAX = 10**12  # Stripe's amounts stop at 8 digits (12 for a few currencies): past that, not an amount
-
-
-def _money(obj: dict, key: str, currency: str) -> dict[str, Any]:
-    """The amount in minor units and formatted; both None when the object has no usable amount, so that a
-    template's `{% if event.amount_formatted %}` is false (an empty string is true in Liquid)."""
-    amount = obj.get(key)
-    usable = isinstance(amount, int) and not isinstance(amount, bool) and abs(amount) <= AMOUNT_MAX
-    amount = amount if usable else None
-    return {key: amount, f"{key}_formatted": amount_format(amount, currency) or None}
-
-
-# --- customers ---------------------------------------------------------------------------------
-
-
-def _customer_email(payload: dict) -> str:
-    return _str(_obj(payload).get("email"))
-
-
-def _customer_extract(payload: dict) -> Extracted:
-    obj = _obj(payload)
-    previous = _dict(_dict(payload.get("data")).get("previous_attributes"))
-    return Extracted(
-        email=_customer_email(payload),
-        full_name=_str(obj.get("name")),
-        customer_id=_id(obj.get("id")),
-        previous_email=_str(previous.get("email")),
-    )
-
-
-# --- checkout sessions ---------------------------------------------------------------------------
-
-
-def _checkout_email(payload: dict) -> str:
-    obj = _obj(payload)
-    return _str(_dict(obj.get("customer_details")).get("email")) or _str(obj.get("customer_email"))
-
-
-def _checkout_extract(payload: dict) -> Extracted:
-    obj = _obj(payload)
-    details = _dict(obj.get("customer_details"))
-    collected = _dict(obj.get("collected_information"))
-    currency = _str(obj.get("currency")).lower()
-    amount = _money(obj, "amount_total", currency)
-    return Extracted(
-        email=_checkout_email(payload),
-        full_name=_str(details.get("name"))
-        or _str(details.get("individual_name"))
-        or _str(collected.get("individual_name")),
-        customer_id=_id(obj.get("customer")),
-        properties={
-            "checkout_session_id": _id(obj.get("id")),
-            "amount": amount["amount_total"],
-            "amount_formatted": amount["amount_total_formatted"],
-            **amount,
-            **_money(obj, "amount_subtotal", currency),
-            "currency": currency.upper(),
-            "mode": _str(obj.get("mode")),
-            "payment_status": _str(obj.get("payment_status")),
-            "subscription_id": _id(obj.get("subscription")),
-        },
-    )
-
-
-# --- invoices ------------------------------------------------------------------------------------
-
-
-def _invoice_email(payload: dict) -> str:
-    return _str(_obj(payload).get("customer_email"))
-
-
-def _invoice_extractor(amount_key: str) -> Callable[[dict], Extracted]:
-    """`amount` is what the email is about: paid for a paid invoice, due for a failed or coming one."""
-
-    def extract(payload: dict) -> Extracted:
-        obj = _obj(payload)
-        currency = _str(obj.get("currency")).lower()
-        amounts: dict[str, Any] = {}
-        for key in ("amount_due", "amount_paid", "amount_remaining", "total", "subtotal"):
-            amounts.update(_money(obj, key, currency))
-        return Extracted(
-            email=_invoice_email(payload),
-            full_name=_str(obj.get("customer_name")),
-            customer_id=_id(obj.get("customer")),
-            properties={
-                "invoice_id": _id(obj.get("id")),  # an upcoming invoice has none yet
-                "amount": amounts[amount_key],
-                "amount_formatted": amounts[f"{amount_key}_formatted"],
-                **amounts,
-                "currency": currency.upper(),
-                "invoice_number": _str(obj.get("number")),
-                "hosted_invoice_url": _str(obj.get("hosted_invoice_url")),
-                "invoice_pdf_url": _str(obj.get("invoice_pdf")),
-                "attempt_count": obj.get("attempt_count") if isinstance(obj.get("attempt_count"), int) else None,
-                "billing_reason": _str(obj.get("billing_reason")),
-                "status": _str(obj.get("status")),
-                "next_payment_attempt": _time(obj.get("next_payment_attempt")),
-                "period_start": _time(obj.get("period_start")),
-                "period_end": _time(obj.get("period_end")),
-                "due_date": _time(obj.get("due_date")),
-                "subscription_id": _invoice_subscription(obj),
-            },
-        )
-
-    return extract
-
-
-def _invoice_subscription(invoice: dict) -> str:
-    """The invoice's subscription: `parent.subscription_details.subscription` since API version 2025-03-31
-    (basil), `subscription` before it."""
-    details = _dict(_dict(invoice.get("parent")).get("subscription_details"))
-    return _id(details.get("subscription")) or _id(invoice.get("subscription"))
-
+_invoice_due = invoice_extractor("amount_due")
 
 SUPPORTED_EVENTS: dict[str, StripeEventType] = {
     spec.type: spec
     for spec in (
-        StripeEventType(
-            type="checkout.session.completed",
-            label="Checkout completed",
-            description="A customer completed a Checkout session (a purchase or a new subscription).",
-            suggested_trigger="checkoutCompleted",
-            email=_checkout_email,
-            extract=_checkout_extract,
-        ),
-        StripeEventType(
-            type="customer.created",
-            label="Customer created",
-            description="A new customer was created in Stripe.",
-            suggested_trigger="newStripeCustomer",
-            email=_customer_email,
-            extract=_customer_extract,
-        ),
-        StripeEventType(
-            type="customer.updated",
-            label="Customer updated",
-            description="A customer's details changed, such as their name or email.",
-            suggested_trigger="",
-            email=_customer_email,
-            extract=_customer_extract,
-        ),
-        StripeEventType(
-            type="invoice.paid",
-            label="Invoice paid",
-            description="An invoice was paid: a successful payment.",
-            suggested_trigger="successfulPayment",
-            email=_invoice_email,
-            extract=_invoice_extractor("amount_paid"),
-        ),
-        StripeEventType(
-            type="invoice.payment_failed",
-            label="Invoice payment failed",
-            description="A payment attempt on an invoice failed.",
-            suggested_trigger="failedPayment",
-            email=_invoice_email,
-            extract=_invoice_extractor("amount_due"),
-        ),
-        StripeEventType(
-            type="invoice.upcoming",
-            label="Invoice upcoming",
-            description="A subscription will renew soon (sent some days before the invoice is created).",
-            suggested_trigger="upcomingInvoice",
-            email=_invoice_email,
-            extract=_invoice_extractor("amount_due"),
-        ),
+        # type, label, description, suggested trigger, email, customer, extract
+        _type("checkout.session.completed", "Checkout completed",
+              "A customer completed a Checkout session (a purchase or a new subscription).",
+              "checkoutCompleted", checkout_email, customer_of, checkout_extract),
+        _type("checkout.session.async_payment_succeeded", "Checkout payment succeeded",
+              "A delayed Checkout payment (a bank debit, a voucher) went through.",
+              "asyncPaymentSucceeded", checkout_email, customer_of, checkout_extract),
+        _type("checkout.session.async_payment_failed", "Checkout payment failed",
+              "A delayed Checkout payment (a bank debit, a voucher) failed.",
+              "asyncPaymentFailed", checkout_email, customer_of, checkout_extract),
+        _type("customer.created", "Customer created", "A new customer was created in Stripe.",
+              "newStripeCustomer", customer_email, customer_object_id, customer_extract),
+        _type("customer.updated", "Customer updated",
+              "A customer's details changed, such as their name, email or delinquency.",
+              "", customer_email, customer_object_id, customer_extract),
+        _type("customer.deleted", "Customer deleted",
+              "A customer was deleted in Stripe: the contact is unsubscribed, or deleted (see Options).",
+              "customerDeleted", customer_email, customer_object_id, customer_extract),
+        _type("customer.subscription.created", "Subscription created",
+              "A customer started a subscription (trialing, active or incomplete).",
+              "subscriptionCreated", no_email, customer_of, subscription_extract),
+        _type("customer.subscription.updated", "Subscription updated",
+              "A subscription changed. Every update syncs the billing state; its events fire only when the plan "
+              "changed (price or quantity), not on a renewal or a status change.",
+              "planChanged", no_email, customer_of, subscription_extract),
+        _type("customer.subscription.deleted", "Subscription canceled",
+              "A subscription ended: canceled now, at the end of its period, or after failed payments.",
+              "subscriptionCanceled", no_email, customer_of, subscription_extract),
+        _type("customer.subscription.paused", "Subscription paused", "A subscription was paused.",
+              "subscriptionPaused", no_email, customer_of, subscription_extract),
+        _type("customer.subscription.resumed", "Subscription resumed", "A paused subscription was resumed.",
+              "subscriptionResumed", no_email, customer_of, subscription_extract),
+        _type("customer.subscription.trial_will_end", "Trial ending",
+              "A subscription's trial ends in three days (or now, when the trial was ended early).",
+              "trialEnding", no_email, customer_of, subscription_extract),
+        _type("invoice.paid", "Invoice paid", "An invoice was paid: a successful payment.",
+              "successfulPayment", invoice_email, customer_of, invoice_extractor("amount_paid")),
+        _type("invoice.payment_failed", "Invoice payment failed", "A payment attempt on an invoice failed.",
+              "failedPayment", invoice_email, customer_of, _invoice_due),
+        _type("invoice.payment_action_required", "Payment action required",
+              "A payment needs the customer to confirm it (3D Secure, SCA) before it can go through.",
+              "paymentActionRequired", invoice_email, customer_of, _invoice_due),
+        _type("invoice.upcoming", "Invoice upcoming",
+              "A subscription will renew soon (sent some days before the invoice is created).",
+              "upcomingInvoice", invoice_email, customer_of, _invoice_due),
+        _type("charge.refunded", "Charge refunded", "A charge was refunded, fully or in part.",
+              "chargeRefunded", charge_email, customer_of, charge_extract),
+        _type("charge.dispute.created", "Dispute opened", "A customer disputed a charge with their bank.",
+              "disputeCreated", dispute_email, dispute_customer, dispute_extract),
+        _type("charge.dispute.closed", "Dispute closed", "A dispute was won, lost or withdrawn.",
+              "disputeClosed", dispute_email, dispute_customer, dispute_extract),
+        _type("quote.finalized", "Quote finalized", "A quote was finalized and can be sent to the customer.",
+              "quoteFinalized", no_email, customer_of, quote_extract),
+        _type("quote.accepted", "Quote accepted", "A customer accepted a quote.",
+              "quoteAccepted", no_email, customer_of, quote_extract),
+        _type("quote.canceled", "Quote canceled", "A quote was canceled.",
+              "quoteCanceled", no_email, customer_of, quote_extract),
     )
-}
+}  # fmt: skip
 
 EVENT_TYPE_CHOICES = [(spec.type, spec.type) for spec in SUPPORTED_EVENTS.values()]

@@ -5,8 +5,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from loopsync.wakeup import wake_clear
 
-from . import processing
+from . import processing, syncs
 from .receiving import deliveries_wake
+from .stripe_api import StripeUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +43,24 @@ def process_delivery(delivery_id: int) -> None:
 @shared_task
 def sweep_deliveries() -> int:
     return processing.deliveries_sweep()
+
+
+@shared_task(acks_late=True)
+def run_stripe_sync(sync_id: int) -> str:
+    """An import or catch-up for a time budget; then a fresh task takes over from where it stopped."""
+    try:
+        status = syncs.sync_run(sync_id=sync_id, budget_seconds=syncs.TASK_BUDGET_SECONDS)
+    except StripeUnavailable as exc:
+        logger.warning("Stripe sync %s waits for Stripe; the sweep resumes it: %s", sync_id, exc)
+        return "running"
+    except SoftTimeLimitExceeded:
+        logger.warning(TIME_LIMIT_REACHED, f"Stripe sync {sync_id}")
+        return "running"  # its heartbeat goes stale, and the sweep resumes it from its last page
+    if status == "queued":
+        run_stripe_sync.delay(sync_id)
+    return status
+
+
+@shared_task
+def sweep_stripe_syncs() -> int:
+    return syncs.syncs_sweep()

@@ -209,15 +209,16 @@ def test_properties_list_and_create(api, team):
     )
     assert_error(api.post("/api/v1/contacts/properties", {"name": "first name", "type": "string"}, format="json"), 400)
     assert_error(api.post("/api/v1/contacts/properties", {"name": "email", "type": "string"}, format="json"), 400)
-    assert body(api.post("/api/v1/contacts/properties", {"name": "planName", "type": "string"}, format="json")) == {
+    assert body(api.post("/api/v1/contacts/properties", {"name": "plan", "type": "string"}, format="json")) == {
         "success": True
     }
-    assert_error(api.post("/api/v1/contacts/properties", {"name": "planName", "type": "number"}, format="json"), 409)
-    assert body(api.get("/api/v1/contacts/properties", {"list": "custom"})) == [
-        {"key": "planName", "label": "planName", "type": "string"}
-    ]
+    assert_error(api.post("/api/v1/contacts/properties", {"name": "plan", "type": "number"}, format="json"), 409)
+    custom = body(api.get("/api/v1/contacts/properties", {"list": "custom"}))
+    # Stripe's billing properties are built in and typed, then the team's own
+    assert custom[-1] == {"key": "plan", "label": "plan", "type": "string"}
+    assert {"key": "mrr", "label": "MRR", "type": "number"} in custom and len(custom) == 15 + 1
     everything = body(api.get("/api/v1/contacts/properties"))
-    assert {"key": "email", "label": "Email", "type": "string"} in everything and len(everything) == 9
+    assert {"key": "email", "label": "Email", "type": "string"} in everything and len(everything) == 8 + 15 + 1
     assert_error(api.get("/api/v1/contacts/properties", {"list": "some"}), 400, "list")
 
 
@@ -454,7 +455,9 @@ def test_a_key_never_reaches_another_team(api, other_api, team, other_team, ada,
     assert_error(other_api.post("/api/v1/contacts/delete", {"email": ada.email}, format="json"), 404)
     assert_error(other_api.get("/api/v1/contacts/suppression", {"email": ada.email}), 404)
     assert body(other_api.get("/api/v1/lists")) == []
-    assert body(other_api.get("/api/v1/contacts/properties", {"list": "custom"})) == []
+    assert "secretPlan" not in {
+        p["key"] for p in body(other_api.get("/api/v1/contacts/properties", {"list": "custom"}))
+    }
     assert body(other_api.get("/api/v1/events"))["data"] == []
     assert body(other_api.get("/api/v1/webhooks/deliveries"))["data"] == []
     assert_error(

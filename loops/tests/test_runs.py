@@ -45,15 +45,20 @@ def fire(run_tasks, contact, name, key="", **properties):
 
 
 def test_templates_are_seeded_once_even_when_seeding_runs_again():
-    seed = importlib.import_module("loops.migrations.0003_seed_stripe_templates").seed
-    seed(apps, None)
-    seed(apps, None)
+    for migration in ("0003_seed_stripe_templates", "0007_seed_lifecycle_templates"):
+        seed = importlib.import_module(f"loops.migrations.{migration}").seed
+        seed(apps, None)
+        seed(apps, None)
     names = list(LoopTemplate.objects.values_list("name", flat=True))
     assert names == [
         "Stripe - New Customer",
         "Stripe - Payment Successful",
         "Stripe - Payment Failed",
         "Stripe - Upcoming Invoice",
+        "Stripe - Trial Ending",
+        "Stripe - Subscription Canceled",
+        "Stripe - Payment Action Required",
+        "Stripe - Plan Changed",
     ]
     triggers = dict(LoopTemplate.objects.values_list("slug", "trigger_event_name"))
     assert triggers == {
@@ -61,6 +66,10 @@ def test_templates_are_seeded_once_even_when_seeding_runs_again():
         "stripe-payment-successful": "successfulPayment",
         "stripe-payment-failed": "failedPayment",
         "stripe-upcoming-invoice": "upcomingInvoice",
+        "stripe-trial-ending": "trialEnding",
+        "stripe-subscription-canceled": "subscriptionCanceled",
+        "stripe-payment-action-required": "paymentActionRequired",
+        "stripe-plan-changed": "planChanged",
     }
 
 

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE
+from webhooks.stripe_events import SUPPORTED_EVENTS
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -106,9 +107,9 @@ def test_new_user_connects_stripe_activates_a_loop_and_sees_the_email_it_sent(pa
     assert secret not in page.content()
     shots(page, "stripe-secret-saved")
 
-    # Accept the six event types; invoice.payment_failed fires failedPayment.
+    # Accept every supported type; invoice.payment_failed fires failedPayment.
     checkboxes = page.get_by_role("checkbox", name=re.compile(r"^Accept "))
-    expect(checkboxes).to_have_count(6)
+    expect(checkboxes).to_have_count(len(SUPPORTED_EVENTS))
     for checkbox in checkboxes.all():
         checkbox.check()
     page.get_by_label("Event for invoice.payment_failed", exact=True).fill("failedPayment")

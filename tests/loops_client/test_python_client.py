@@ -14,6 +14,7 @@ import pytest
 
 from api.services import api_key_create
 from conftest import service_missing
+from contacts.billing import BILLING_PROPERTIES
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
 from loops.models import EmailMessage, Event, LoopRun, TransactionalEmail
 from tests.test_pipeline import wait_for
@@ -110,10 +111,13 @@ def test_pypi_loops_client_against_the_live_api(loops_sdk, pipeline, live_server
     assert (found_grace["lastName"], found_grace["mailingLists"]) == ("Hopper", {str(newsletter.pk): True})
 
     # Properties and lists.
-    assert loops.create_contact_property("planName", "string") == {"success": True}
-    assert "exists already" in api_error(lambda: loops.create_contact_property("planName", "number"), 409)
+    assert loops.create_contact_property("planName", "string") == {"success": True}  # built in: Stripe billing
+    assert "built-in" in api_error(lambda: loops.create_contact_property("planName", "number"), 409)
+    assert loops.create_contact_property("tier", "string") == {"success": True}
+    assert "exists already" in api_error(lambda: loops.create_contact_property("tier", "number"), 409)
     custom = {p["key"]: p["type"] for p in loops.get_custom_properties("custom")}
-    assert custom == {"plan": "string", "planName": "string", "seats": "number"}
+    own = {key: custom.pop(key) for key in ("plan", "tier", "seats")}
+    assert own == {"plan": "string", "tier": "string", "seats": "number"} and custom == BILLING_PROPERTIES
     everything = {p["key"]: p["type"] for p in loops.get_custom_properties()}
     assert (everything["email"], everything["subscribed"]) == ("string", "boolean")
     assert custom.items() <= everything.items()
@@ -190,7 +194,7 @@ def test_pypi_loops_client_against_the_live_api(loops_sdk, pipeline, live_server
     assert ListMembership.objects.filter(contact=grace_row, mailing_list=newsletter).exists()
     newcomer = Contact.objects.get(team=team, email=NEWCOMER)
     assert newcomer.source == "API"
-    assert dict(ContactProperty.objects.filter(team=team).values_list("key", "type")) == custom
+    assert dict(ContactProperty.objects.filter(team=team).values_list("key", "type")) == own
 
     events = {e.name: e for e in Event.objects.filter(team=team)}
     assert set(events) == {"signedUp", EVENT_NAME}  # one event for the two sends with one Idempotency-Key

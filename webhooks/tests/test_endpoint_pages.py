@@ -9,6 +9,7 @@ from contacts.models import Contact
 from loops.models import Event, LoopRun
 from loopsync.celery import app as celery_app
 from webhooks.models import Delivery, Endpoint, EventSetting
+from webhooks.stripe_events import SUPPORTED_EVENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_list_and_add(logged_in, team):
     endpoint = Endpoint.objects.get(team=team)
     assert response["Location"] == reverse("webhook-settings:detail", args=[endpoint.pk])
     assert endpoint.name == "Main account" and endpoint.signing_secret == ""
-    assert endpoint.event_settings.filter(enabled=True).count() == 6
+    assert endpoint.event_settings.filter(enabled=True).count() == len(SUPPORTED_EVENTS)
     assert "Main account" in logged_in.get(reverse("webhook-settings:list")).content.decode()
 
 
@@ -64,7 +65,9 @@ def test_a_bad_secret_is_refused_with_the_form_kept_and_nothing_saved(logged_in,
 def test_save_event_settings(logged_in, endpoint):
     data = settings_data(endpoint, invoice_paid_trigger="successfulPayment", invoice_upcoming_enabled=None)
     response = logged_in.post(reverse("webhook-settings:events", args=[endpoint.pk]), data)
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"].endswith("#events")
+    page = logged_in.get(response["Location"]).content.decode()
+    assert "Event settings saved." in page[page.index('id="events"') :]  # where the browser lands
     settings = {s.event_type: (s.enabled, s.trigger_event_name) for s in endpoint.event_settings.all()}
     assert settings["invoice.paid"] == (True, "successfulPayment")
     assert settings["invoice.upcoming"] == (False, "")
@@ -113,7 +116,7 @@ def test_send_test_event_goes_through_the_real_receive_path_and_shows_what_happe
     assert "Stripe - Payment Failed" in page
 
 
-@pytest.mark.parametrize("event_type", ["customer.updated", "invoice.payment_failed", "checkout.session.completed"])
+@pytest.mark.parametrize("event_type", sorted(SUPPORTED_EVENTS))
 def test_a_test_event_never_touches_a_real_customer(
     logged_in, user, endpoint, django_capture_on_commit_callbacks, event_type
 ):
@@ -127,10 +130,14 @@ def test_a_test_event_never_touches_a_real_customer(
         celery_app.conf.task_always_eager = eager
     assert Delivery.objects.get().status == "processed"
     contact.refresh_from_db()
-    assert contact.stripe_customer_id == "cus_RealOne"
+    assert contact.stripe_customer_id == "cus_RealOne" and contact.subscribed and contact.properties == {}
     # The test event synced a test contact of its own: test data never changes live data.
     test_contact = Contact.objects.get(team=endpoint.team, livemode=False)
     assert test_contact.email.lower() == user.email.lower() and test_contact.stripe_customer_id != "cus_RealOne"
+    if event_type.startswith("customer.subscription."):  # the sample is a "Pro" plan at $19.00 a month
+        assert test_contact.properties["planName"] == "Pro" and test_contact.properties["planAmount"] == 19.0
+    if event_type == "customer.deleted":
+        assert not test_contact.subscribed and test_contact.unsubscribed_by == "stripe"
 
 
 def test_test_result_polls_while_no_worker_has_it(logged_in, endpoint):

@@ -99,12 +99,12 @@ class TestProcess:
     def test_permanent_error_marks_failed_with_the_error_and_no_retry(self, endpoint, post_webhook):
         delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
         payload = delivery.payload
-        payload["data"]["object"]["customer_email"] = None
+        payload["data"]["object"].update(customer_email=None, customer=None)
         Delivery.objects.filter(id=delivery.id).update(payload=payload)
         process_delivery.apply(args=[delivery.id])
         delivery.refresh_from_db()
         assert delivery.status == "failed"
-        assert "no email" in delivery.last_error
+        assert "no email and no customer" in delivery.last_error
         assert delivery.next_attempt_at is None
         assert not Contact.objects.exists()
 

@@ -99,35 +99,135 @@ EXTRACTED = {
     ),
 }
 
-# fixture → why it can't be processed: its type isn't supported, or its object has no email
+# New types whose objects carry an email (fixture → email, name, customer id, properties).
+EXTRACTED.update(
+    {
+        "dj-stripe/customer.deleted.email_only.json": ("michael.smith@example.com", "", "cus_6lsBvm5rJ0zyHc", {}),
+        "openapi/checkout.session.async_payment_succeeded.json": (
+            "example@example.com",
+            "",
+            "",
+            {"checkout_session_id": "cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY"},
+        ),
+        "openapi/checkout.session.async_payment_failed.json": (
+            "example@example.com",
+            "",
+            "",
+            {"mode": "payment", "payment_status": "unpaid"},
+        ),
+    }
+)
+
+# Objects with no email that name their Stripe customer (or, for a dispute, the charge): the contact is the
+# one carrying that customer id. fixture → (customer or charge it names, properties with these values)
+BY_CUSTOMER = {
+    "stripe-ruby-mock/customer.created.json": ("cus_00000000000000", {}),
+    "stripe-ruby-mock/customer.updated.json": ("cus_00000000000000", {}),
+    "pay/customer.updated.json": ("cus_1234", {}),
+    "stripe-ruby-mock/customer.deleted.json": ("cus_00000000000000", {}),
+    "stripe-ruby-mock/invoice.paid.json": ("cus_00000000000000", {"amount": 2000, "amount_formatted": "$20.00"}),
+    "stripe-ruby-mock/invoice.payment_failed.json": ("cus_00000000000000", {"status": "open"}),
+    "stripe-ruby-mock/invoice.upcoming.json": ("cus_00000000000000", {"invoice_id": ""}),
+    "stripe-ruby-mock/invoice.payment_action_required.json": (
+        "cus_00000000000000",
+        {"amount": 2000, "amount_formatted": "$20.00", "invoice_number": "7C43E171-0001", "status": "open"},
+    ),
+    "stripe-ruby-mock/customer.subscription.created.json": (
+        "cus_00000000000000",
+        {"subscription_id": "sub_000000000000000000000000", "status": "active", "plan_interval": "month",
+         "plan_amount": 1500, "plan_amount_formatted": "$15.00", "mrr": 15.0, "cancel_at_period_end": False},
+    ),
+    "stripe-ruby-mock/customer.subscription.updated.json": (
+        "cus_00000000000000",
+        {"status": "active", "plan_changed": False},  # only its `schedule` changed
+    ),
+    "stripe-ruby-mock/customer.subscription.deleted.json": (
+        "cus_00000000000000",
+        {"status": "canceled", "mrr": 0, "canceled_at": "2022-03-26T18:41:37+00:00"},
+    ),
+    "stripe-ruby-mock/customer.subscription.trial_will_end.json": (
+        "cus_00000000000000",
+        # a subscription of the plans era: items of 1 × $1.00 and 5 × $2.00
+        {"status": "trialing", "trial_end": "2013-10-09T01:05:30+00:00", "mrr": 0, "plan_amount": 100},
+    ),
+    "derived/customer.subscription.paused.json": ("cus_QXg1o8vcGmoR32", {"status": "paused", "mrr": 0}),  # no bill
+    "openapi/customer.subscription.resumed.json": (
+        "cus_QXg1o8vcGmoR32",
+        # API 2025-03-31 and later: the period is on the items
+        {"status": "active", "current_period_end": "2000-12-08T15:02:53+00:00"},
+    ),
+    "stripe-ruby-mock/charge.dispute.created.json": (
+        "ch_000000000000000000000000",
+        {"dispute_id": "dp_000000000000000000000000", "amount_formatted": "$1.00", "reason": "fraudulent",
+         "status": "warning_needs_response", "evidence_due_by": "2022-04-04T23:59:59+00:00"},
+    ),
+    "stripe-ruby-mock/charge.dispute.closed.json": ("ch_00000000000000", {"status": "won", "amount": 1000}),
+    "stripe-ruby-mock/quote.finalized.json": (
+        "cus_00000000000000",
+        {"quote_id": "qt_000000000000000000000000", "quote_number": "QT-013268C5-0001-1", "status": "open",
+         "amount_formatted": "$150.00"},
+    ),
+    "stripe-ruby-mock/quote.accepted.json": (
+        "cus_00000000000000",
+        {"status": "accepted", "subscription_id": "sub_000000000000000000000000"},
+    ),
+    "stripe-ruby-mock/quote.canceled.json": ("cus_00000000000000", {"status": "canceled"}),
+    "pay/charge.refunded.json": (
+        "cus_0dUMWLtzCTagWs",
+        {"amount": 500, "amount_formatted": "$5.00", "charge_amount_formatted": "$15.00", "refunded": False},
+    ),
+    "pay/customer.subscription.updated.json": (
+        "cus_00000000000000",
+        {"plan_changed": True, "previous_plan_name": "Old plan", "plan_id": "FFBEGINNER_00000000000000",
+         "plan_amount": 300, "status": "canceled", "mrr": 0},
+    ),
+}  # fmt: skip
+
+# fixture → why it can't be processed: its type isn't supported, or its object names neither an email nor a
+# customer
 NOT_PROCESSABLE = {
     "dj-stripe/account.updated.connect_standard.json": "unsupported",
     "openapi/event.plan.created.json": "unsupported",
     "pay/account.updated.json": "unsupported",
     "pay/charge.updated.json": "unsupported",
     "stripe-ruby-mock/charge.succeeded.json": "unsupported",
-    "stripe-ruby-mock/customer.deleted.json": "unsupported",
-    "stripe-ruby-mock/customer.subscription.created.json": "unsupported",
-    "stripe-ruby-mock/customer.created.json": "no email",
-    "stripe-ruby-mock/customer.updated.json": "no email",
-    "pay/customer.updated.json": "no email",
     "stripe-ruby-mock/checkout.session.completed.setup_mode.json": "no email",
-    "stripe-ruby-mock/invoice.paid.json": "no email",
-    "stripe-ruby-mock/invoice.payment_failed.json": "no email",
-    "stripe-ruby-mock/invoice.upcoming.json": "no email",
+    "stripe-ruby-mock/charge.refunded.json": "no email",  # a guest's charge: no customer, no email
 }
 
 # Bare objects, not events: their shapes are checked by wrapping them as the event Stripe would send.
+# object → (type, email, customer)
 BARE_OBJECTS = {
-    "openapi/object.customer.json": ("customer.created", ""),
-    "openapi/object.checkout.session.json": ("checkout.session.completed", "example@example.com"),
-    "openapi/object.invoice.json": ("invoice.paid", ""),
+    "openapi/object.customer.json": ("customer.created", "", "cus_QXg1o8vcGmoR32"),
+    "openapi/object.checkout.session.json": ("checkout.session.completed", "example@example.com", ""),
+    "openapi/object.invoice.json": ("invoice.paid", "", "cus_QXg1o8vcGmoR32"),
+    "openapi/object.subscription.json": ("customer.subscription.created", "", "cus_QXg1o8vcGmoR32"),
+    "openapi/object.dispute.json": ("charge.dispute.created", "", "ch_1PgafuB7WZ01zgkWXYmPNZs8"),
+    "openapi/object.quote.json": ("quote.finalized", "", "cus_QXg1o8vcGmoR32"),
+    "openapi/object.charge.json": ("charge.refunded", "", ""),
 }
 
 
 def test_every_fixture_is_classified():
     on_disk = {str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*.json")}
-    assert on_disk == set(EXTRACTED) | set(NOT_PROCESSABLE) | set(BARE_OBJECTS)
+    assert on_disk == set(EXTRACTED) | set(BY_CUSTOMER) | set(NOT_PROCESSABLE) | set(BARE_OBJECTS)
+
+
+def test_every_supported_type_has_a_fixture():
+    types = {fixture_json(name)["type"] for name in [*EXTRACTED, *BY_CUSTOMER]}
+    assert types == set(SUPPORTED_EVENTS)
+
+
+@pytest.mark.parametrize("name", sorted(BY_CUSTOMER))
+def test_object_without_email_is_matched_by_its_customer(name):
+    payload = fixture_json(name)
+    customer, properties = BY_CUSTOMER[name]
+    spec = SUPPORTED_EVENTS[payload["type"]]
+    assert spec.email(payload) == "" and spec.customer(payload) == customer
+    extracted = spec.extract(payload)
+    assert extracted.email == "" and customer in {extracted.customer_id, extracted.charge_id}
+    for key, value in properties.items():
+        assert extracted.properties[key] == value, key
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTED))
@@ -149,14 +249,15 @@ def test_fixture_without_type_or_email_is_not_processable(name):
     if NOT_PROCESSABLE[name] == "unsupported":
         assert spec is None
     else:
-        assert spec is not None and spec.email(payload) == ""
+        assert spec is not None and spec.email(payload) == "" and spec.customer(payload) == ""
 
 
 @pytest.mark.parametrize("name", sorted(BARE_OBJECTS))
 def test_newest_object_shapes(name):
-    event_type, email = BARE_OBJECTS[name]
+    event_type, email, customer = BARE_OBJECTS[name]
     payload = {"id": "evt_x", "type": event_type, "data": {"object": fixture_json(name)}}
     assert SUPPORTED_EVENTS[event_type].email(payload) == email
+    assert SUPPORTED_EVENTS[event_type].customer(payload) == customer
 
 
 def test_customer_properties_are_only_the_contact():

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         for setting in endpoint.event_settings.all():
             state = "on " if setting.enabled else "off"
             fires = f"fires {setting.trigger_event_name}" if setting.trigger_event_name else "syncs the contact only"
-            self.stdout.write(f"  [{state}] {setting.event_type:<28} {fires if setting.enabled else ''}")
+            self.stdout.write(f"  [{state}] {setting.event_type:<42} {fires if setting.enabled else ''}")
         self.stdout.write(
             f"Paste this URL into Stripe, on your public host (supported: {len(SUPPORTED_EVENTS)} types):"
         )
