@@ -44,6 +44,18 @@ def _key(event_type: str) -> str:
     return event_type.replace(".", "_")
 
 
+def _event_name_field(label: str, initial: str, *, placeholder: str) -> forms.CharField:
+    """An event a Stripe type fires: blank, or a name (the team's names and the suggestions offered)."""
+    return forms.CharField(
+        required=False,
+        max_length=120,
+        initial=initial,
+        label=label,
+        validators=[services.trigger_name_validate],
+        widget=forms.TextInput(attrs={"list": "trigger-names", "autocomplete": "off", "placeholder": placeholder}),
+    )
+
+
 class EventSettingsForm(forms.Form):
     """One checkbox and one trigger name per supported Stripe type, saved together."""
 
@@ -55,27 +67,13 @@ class EventSettingsForm(forms.Form):
             self.fields[f"{key}_enabled"] = forms.BooleanField(
                 required=False, initial=setting.enabled if setting else True, label="Accept these events"
             )
-            self.fields[f"{key}_additional"] = forms.CharField(
-                required=False,
-                max_length=120,
-                initial=setting.additional_event_name if setting else "",
-                label="Trigger an additional custom event",
-                validators=[services.trigger_name_validate],
-                widget=forms.TextInput(attrs={"list": "trigger-names", "autocomplete": "off", "placeholder": "none"}),
+            self.fields[f"{key}_trigger"] = _event_name_field(
+                "Trigger an event", setting.trigger_event_name if setting else "", placeholder="sync only"
             )
-            self.fields[f"{key}_trigger"] = forms.CharField(
-                required=False,
-                max_length=120,
-                initial=setting.trigger_event_name if setting else "",
-                label="Trigger an event",
-                validators=[services.trigger_name_validate],
-                widget=forms.TextInput(
-                    attrs={
-                        "list": "trigger-names",
-                        "autocomplete": "off",
-                        "placeholder": "sync only",
-                    }
-                ),
+            self.fields[f"{key}_additional"] = _event_name_field(
+                "Trigger an additional custom event",
+                setting.additional_event_name if setting else "",
+                placeholder="none",
             )
 
     def rows(self):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from contacts.models import Contact
+from contacts.selectors import contact_find
 from loops.models import Event, Loop, LoopRun
 
 from .models import Delivery, Endpoint, EventSetting, StripeSync
@@ -132,11 +133,14 @@ def delivery_outcome(*, delivery: Delivery) -> DeliveryOutcome:
         spec = SUPPORTED_EVENTS.get(delivery.event_type)
         email = spec.email(delivery.payload) if spec else ""
         customer = spec.customer(delivery.payload) if spec and not email else ""
-        contacts = Contact.objects.filter(team_id=delivery.team_id, livemode=delivery.livemode)
         if email:
-            contact = contacts.with_email(email).first()
+            contact = contact_find(team=Team(id=delivery.team_id), email=email, livemode=delivery.livemode)
+        elif customer:
+            contact = Contact.objects.filter(
+                team_id=delivery.team_id, livemode=delivery.livemode, stripe_customer_id=customer
+            ).first()
         else:
-            contact = contacts.filter(stripe_customer_id=customer).first() if customer else None
+            contact = None
         runs = []
     deleted = delivery.event_type == "customer.deleted" and contact is None
     return DeliveryOutcome(

@@ -40,6 +40,11 @@ def subscription_items(subscription: dict) -> list[dict]:
     return items
 
 
+def plan_price(subscription: dict) -> dict:
+    """The price that names a subscription's plan: its first item's."""
+    return item_price((subscription_items(subscription) or [{}])[0])
+
+
 def _item_mrr(item: dict) -> float:
     price = item_price(item)
     unit, (interval, count) = unit_amount(price), _interval(price)
@@ -72,8 +77,7 @@ def subscription_update(subscription: dict, *, event_type: str = "") -> BillingU
     if not subscription_id:
         return None
     items = subscription_items(subscription)
-    first = items[0] if items else {}
-    price = item_price(first)
+    price = plan_price(subscription)
     currency = (text(subscription.get("currency")) or text(price.get("currency"))).lower()
     interval, _ = _interval(price)
     status = text(subscription.get("status"))

@@ -93,15 +93,15 @@ def subscription_extract(payload: dict) -> Extracted:
     update = billing.subscription_update(obj, event_type=text(payload.get("type")))
     values = update.values if update else {}
     currency = values.get("currency") or ""
-    price = billing.item_price((billing.subscription_items(obj) or [{}])[0])
+    price = billing.plan_price(obj)
     previous = previous_attributes(payload)
     previous_price = {}
     if "items" in previous:
-        previous_price = billing.item_price((billing.subscription_items({"items": previous["items"]}) or [{}])[0])
+        previous_price = billing.plan_price({"items": previous["items"]})
     elif "plan" in previous:  # the plans era: the subscription's own plan changed
         previous_price = as_dict(previous["plan"])
     details = as_dict(obj.get("cancellation_details"))
-    changed = payload.get("type") != "customer.subscription.updated" or plan_changed(payload)
+    changed = plan_changed(payload)
     return Extracted(
         email="",
         customer_id=customer_of(payload),
@@ -124,10 +124,10 @@ def subscription_extract(payload: dict) -> Extracted:
             "cancellation_feedback": text(details.get("feedback")) or None,
             "previous_plan_name": billing.plan_name(previous_price) or None,
             "previous_status": text(previous.get("status")) or None,
-            "plan_changed": plan_changed(payload),
+            "plan_changed": changed,
         },
         billing=(update,) if update else (),
-        fires=changed,
+        fires=changed or payload.get("type") != "customer.subscription.updated",
     )
 
 

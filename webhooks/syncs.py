@@ -251,11 +251,15 @@ def _customers(sync: StripeSync, customers: list[dict], fetched_at: int) -> None
                 source=SOURCE_IMPORT,
                 new_user_group=endpoint.new_contact_user_group,
                 new_list_id=endpoint.new_contact_list_id,
-                billing=[update for update in [stripe_billing.customer_update(customer)] if update],
+                billing=_present(stripe_billing.customer_update(customer)),
             )
             if synced.created:  # a contact LoopSync knew has had its welcome already, from the webhook
                 _fire(sync, synced.contact, names, ref(customer), {"stripe_customer_id": ref(customer)})
         _count(sync, "created" if synced.created else "updated")
+
+
+def _present(update):
+    return (update,) if update else ()
 
 
 def _contacts_by_customer(sync: StripeSync, objects: list[dict]) -> dict[str, Contact]:
