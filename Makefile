@@ -36,12 +36,17 @@ $(LOOPS_CLIENT_STAMP): $(LOOPS_CLIENT)/package.json $(LOOPS_CLIENT)/package-lock
 		echo "npm not found: the official Loops client test (tests/loops_client) needs Node.js 18+ and npm"; \
 	fi
 
+# loopsync/settings_test.py: DEBUG on unless set, a fast password hasher. `make test PYTEST_ARGS="-m 'not slow'"`
+# leaves out the browser, client and schema-fuzzing tests while you work.
 test: install $(LOOPS_CLIENT_STAMP)
-	DEBUG=$${DEBUG:-true} $(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
+# mypy imports the settings (django-stubs), which need DEBUG=true or production secrets: always DEBUG=true here.
 lint: install
 	$(BIN)/ruff check .
+	DEBUG=true $(BIN)/mypy
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
@@ -60,4 +65,4 @@ beat: install
 	$(BIN)/celery -A loopsync beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache staticfiles

@@ -227,6 +227,17 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
         yield worker
 
 
+# Browser tests, the official clients against a live server, and the schema fuzzer: minutes, not seconds.
+SLOW_PATHS = ("tests/browser/", "tests/loops_client/", "api/tests/test_schema_fuzz.py", "tests/test_broker_outage.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(str(item.path)).relative_to(root).as_posix().startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config):
     # Every test run publishes to its own queue, so a developer's worker on the same Redis never
     # picks up test messages, and leftovers of one run never reach the next.
@@ -243,8 +254,10 @@ def pytest_unconfigure(config):
         return
     try:
         with app.connection_for_write() as conn:
-            queue = app.conf.task_default_queue
-            conn.default_channel.client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+            for queue in (app.conf.task_default_queue, f"{app.conf.task_default_queue}-unconsumed"):
+                conn.default_channel.client.delete(
+                    queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
+                )
     except Exception:  # noqa: S110 - best effort clean-up of the test queue
         pass
 
@@ -310,6 +323,35 @@ def fake_stripe(settings):
     settings.STRIPE_API_RETRIES = 2
     yield fake
     fake.stop()
+
+
+def _tasks_eager(eager: bool):
+    from loopsync.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def tasks_in_process():
+    """Tasks run in this process when published, as with `make run`."""
+    yield from _tasks_eager(True)
+
+
+@pytest.fixture
+def tasks_published():
+    """Tasks are published to the broker, as in production, on a queue of this test that no worker takes (the
+    session's celery_worker, once started, would otherwise run them beside the test and its clean-up)."""
+    from loopsync.celery import app
+
+    queue, key = app.conf.task_default_queue, app.conf.task_default_routing_key
+    app.conf.task_default_queue = app.conf.task_default_routing_key = f"{queue}-unconsumed"
+    try:
+        yield from _tasks_eager(False)
+    finally:
+        app.conf.task_default_queue, app.conf.task_default_routing_key = queue, key
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from .http import TeamRequest
 from .models import Membership
 
 ADMIN_ONLY = "Only owners and admins can change this."
@@ -25,14 +26,14 @@ OWNER_ONLY = "Only owners can change this."
 
 def current_membership(request: HttpRequest) -> Membership | None:
     """The user's membership of the current team, or None (a lazy None is unwrapped)."""
-    membership = getattr(request, "membership", None)
+    membership: Membership | None = getattr(request, "membership", None)
     return membership if membership else None
 
 
 def _requires(allowed: Callable[[Membership], bool], message: str):
     def decorator(view):
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs):
+        def wrapped(request: TeamRequest, *args, **kwargs):
             membership = current_membership(request)
             if membership is None:
                 raise PermissionDenied("You are not a member of a team yet.")

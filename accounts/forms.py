@@ -4,7 +4,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
 from .models import Membership
-from .senders import domain_normalize
+from .services.senders import domain_normalize
 
 
 def _email_taken(email: str) -> bool:

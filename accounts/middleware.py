@@ -1,13 +1,16 @@
+from typing import cast
+
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils.functional import SimpleLazyObject
 
-from .models import Membership
+from .http import TeamRequest
+from .models import Membership, Team
 
 SESSION_KEY = "current_team_id"
 
 
-def _current_membership(request):
+def _current_membership(request: TeamRequest) -> Membership | None:
     """The membership of the team chosen in the session if the user is still in it, else of their
     first team by name; None for a visitor or a user without a team. One query, team included."""
     if not request.user.is_authenticated:
@@ -28,9 +31,12 @@ class CurrentTeamMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request):
-        request.membership = SimpleLazyObject(lambda: _current_membership(request))
-        request.team = SimpleLazyObject(lambda: request.membership.team if request.membership else None)
+    def __call__(self, request: TeamRequest):
+        # The lazy objects stand in for what they wrap (a Membership or Team, or None): typed as that.
+        request.membership = cast(Membership | None, SimpleLazyObject(lambda: _current_membership(request)))
+        request.team = cast(
+            Team | None, SimpleLazyObject(lambda: request.membership.team if request.membership else None)
+        )
         return self.get_response(request)
 
 
@@ -52,7 +58,7 @@ class TeamRequiredMiddleware:
     def __call__(self, request):
         return self.get_response(request)
 
-    def process_view(self, request, view_func, view_args, view_kwargs):
+    def process_view(self, request: TeamRequest, view_func, view_args, view_kwargs):
         match = request.resolver_match
         if match is None or not request.user.is_authenticated or match.view_name in PUBLIC_PAGES:
             return None

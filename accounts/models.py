@@ -98,7 +98,7 @@ class SenderDomain(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
-    # Verify claims a check (accounts.senders.sender_domain_check_request) and a worker answers it: at most
+    # Verify claims a check (accounts.services.senders.sender_domain_check_request) and a worker answers it: at most
     # one claim per SENDER_DOMAIN_CHECK_INTERVAL, and `check_pending` until the worker has recorded the outcome.
     check_requested_at = models.DateTimeField(null=True, blank=True)
     check_pending = models.BooleanField(default=False)

@@ -1,5 +1,6 @@
 from typing import TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -22,5 +23,5 @@ def team_object_or_404(queryset: QuerySet[M] | type[M], team: Team | None, **loo
     qs = queryset._default_manager.all() if isinstance(queryset, type) else queryset
     try:
         return qs.get(team=team, **lookup)
-    except qs.model.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:  # qs.model.DoesNotExist: the base class, as M is any model
         raise Http404 from exc

@@ -15,7 +15,7 @@ from .decorators import team_admin_required
 from .forms import SenderDomainForm
 from .models import SenderDomain
 from .selectors import team_object_or_404
-from .senders import sender_domain_add, sender_domain_check_request, sender_domain_delete
+from .services.senders import sender_domain_add, sender_domain_check_request, sender_domain_delete
 
 STATUS_POLLS = 60  # a checking row asks again every second, for a minute at most
 

@@ -6,7 +6,6 @@ from rest_framework import serializers
 from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.models import ContactProperty
 
-SCALAR_HELP = "Custom contact properties go at the top level of the body: text, numbers, true/false or null."
 # Optional fields that may be `null`, as Loops' clients send them (the PyPI `loops-sdk` sends
 # `"mailingLists": null` and `"eventProperties": null` by default): null is the same as leaving them out.
 NULL_IS_ABSENT = "`null` is the same as leaving it out."

@@ -3,51 +3,37 @@
 import base64
 import binascii
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from accounts.models import Team
 from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
-from contacts.models import Contact, ContactProperty, ListMembership, MailingList
+from contacts.models import CONTACT_FIELDS, STANDARD_FIELDS, Contact, ContactProperty, ListMembership, MailingList
 from contacts.selectors import contact_find
 from contacts.services import (
-    STANDARD_FIELDS,
     contact_delete,
     contact_property_create,
-    contact_set_subscribed,
     contact_upsert,
 )
 from loops.models import Event, TransactionalEmail
-from loops.sending import transactional_send
 from loops.services import event_name_validate, event_send
+from loops.services.sending import transactional_send
 from loopsync.ids import parse_id
 from webhooks.models import Delivery
 
 from . import serializers as s
 from .base import ApiView
-from .models import SuppressionRemoval
+from .services.suppressions import NotSuppressed, RemovalsExhausted, suppression_quota, suppression_remove
 
 ERRORS = {code: s.ErrorSerializer for code in (400, 401, 404, 405, 409, 413, 415, 429)}
 # The standard properties every contact has, as `GET contacts/properties?list=all` lists them.
-STANDARD_PROPERTIES = [
-    ("email", "Email", "string"),
-    ("firstName", "First name", "string"),
-    ("lastName", "Last name", "string"),
-    ("source", "Source", "string"),
-    ("subscribed", "Subscribed", "boolean"),
-    ("userGroup", "User group", "string"),
-    ("userId", "User ID", "string"),
-    ("createdAt", "Created at", "date"),
-]
-SUPPRESSION_REMOVALS_PER_30_DAYS = 100
+STANDARD_PROPERTIES = [(f.loops_name, f.label, f.type) for f in CONTACT_FIELDS] + [("createdAt", "Created at", "date")]
 PAGE_SIZES = (10, 50)  # perPage bounds, as Loops' list endpoints
 
 
@@ -249,11 +235,6 @@ class ContactPropertiesView(ApiView):
         return Response({"success": True})
 
 
-def _quota(team) -> dict:
-    used = SuppressionRemoval.objects.filter(team=team, created_at__gte=timezone.now() - timedelta(days=30)).count()
-    return {"limit": SUPPRESSION_REMOVALS_PER_30_DAYS, "remaining": max(0, SUPPRESSION_REMOVALS_PER_30_DAYS - used)}
-
-
 class ContactSuppressionView(ApiView):
     """Loops' suppression is our unsubscribed state: a suppressed contact gets no loop email."""
 
@@ -269,25 +250,20 @@ class ContactSuppressionView(ApiView):
             {
                 "contact": {"id": str(contact.pk), "email": contact.email, "userId": contact.user_id or None},
                 "isSuppressed": not contact.subscribed,
-                "removalQuota": _quota(self.team),
+                "removalQuota": suppression_quota(team=self.team),
             }
         )
 
     @extend_schema(parameters=parameters, responses={200: s.SuppressionRemovedSerializer, **ERRORS})
     def delete(self, request):
         contact = _identify(request)
-        if contact.subscribed:
-            raise exceptions.ValidationError("This contact is not suppressed.")
-        with transaction.atomic():
-            Team.objects.select_for_update().get(pk=self.team.pk)  # one removal at a time: the quota holds
-            quota = _quota(self.team)
-            if quota["remaining"] <= 0:
-                raise exceptions.Throttled(detail="No suppression removals left in the last 30 days.")
-            contact_set_subscribed(contact=contact, subscribed=True, by=Contact.UnsubscribedBy.API)
-            SuppressionRemoval.objects.create(team=self.team, contact_id=contact.pk)
-        return Response(
-            {"success": True, "message": "Email removed from suppression list.", "removalQuota": _quota(self.team)}
-        )
+        try:
+            quota = suppression_remove(team=self.team, contact=contact)
+        except NotSuppressed as exc:
+            raise exceptions.ValidationError(str(exc)) from None
+        except RemovalsExhausted as exc:
+            raise exceptions.Throttled(detail=str(exc)) from None
+        return Response({"success": True, "message": "Email removed from suppression list.", "removalQuota": quota})
 
 
 class MailingListsView(ApiView):

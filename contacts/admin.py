@@ -1,11 +1,13 @@
 from django.contrib import admin
-from django.utils.timezone import now
 
-from .models import Contact, UnsubscribedBy
+from .forms import ContactAdminForm
+from .models import Contact
+from .services import contact_save
 
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
     list_display = ["email", "first_name", "last_name", "team", "source", "subscribed", "created_at"]
     list_filter = ["subscribed", "source", "team"]
     search_fields = ["email", "first_name", "last_name", "stripe_customer_id", "user_id"]
@@ -21,6 +23,12 @@ class ContactAdmin(admin.ModelAdmin):
     list_select_related = ["team"]
 
     def save_model(self, request, obj, form, change):
-        if "subscribed" in form.changed_data:
-            obj.unsubscribed_by, obj.unsubscribed_at = ("", None) if obj.subscribed else (UnsubscribedBy.TEAM, now())
-        super().save_model(request, obj, form, change)
+        # Through the service, as the app saves a contact: who unsubscribed is recorded, the properties are
+        # typed, and a new contact is announced (contact_created), so "Contact added" loops start. The form
+        # checked what the service refuses; a race lost meanwhile is the only error left to it.
+        contact_save(
+            team=obj.team,
+            contact=obj,
+            properties=obj.properties or {},
+            was_subscribed=form.initial.get("subscribed", True) if change else True,
+        )

@@ -5,7 +5,7 @@ from django import forms
 from loopsync import jsonsafe
 
 from .models import Contact, MailingList
-from .services import RESUBSCRIBE_REFUSED, property_values_validate, resubscribe_refused
+from .services import EMAIL_TAKEN, RESUBSCRIBE_REFUSED, property_values_validate, resubscribe_refused
 
 
 class _FieldsExcept:
@@ -22,6 +22,24 @@ class _FieldsExcept:
 
     def hidden_fields(self):
         return self.form.hidden_fields()
+
+
+PROPERTIES_ARE_AN_OBJECT = 'Properties are an object: {"name": value, …}.'
+
+
+def properties_check(*, team, values) -> None:
+    """The team's rules for custom property values, as one form error per problem ("seats: This property is a
+    number.")."""
+    if not isinstance(values, dict):
+        raise forms.ValidationError(PROPERTIES_ARE_AN_OBJECT)
+    try:
+        property_values_validate(team=team, values=values)
+    except forms.ValidationError as exc:
+        raise forms.ValidationError(
+            [f"{key}: {message}" for key, messages in exc.message_dict.items() for message in messages]
+            if hasattr(exc, "error_dict")
+            else exc.messages
+        ) from None
 
 
 class ContactForm(forms.ModelForm):
@@ -73,7 +91,7 @@ class ContactForm(forms.ModelForm):
             .exclude(pk=self.instance.pk)
         )
         if taken.exists():
-            raise forms.ValidationError("A contact with this email is already in your audience.")
+            raise forms.ValidationError(EMAIL_TAKEN)
         return email
 
     def clean_subscribed(self) -> bool:
@@ -97,14 +115,32 @@ class ContactForm(forms.ModelForm):
             value = jsonsafe.loads(raw, max_depth=2)
         except jsonsafe.UnsafeJSON as exc:
             raise forms.ValidationError(str(exc)) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Properties are an object: {"name": value, …}.')
-        try:
-            property_values_validate(team=self.team, values=value)
-        except forms.ValidationError as exc:
-            raise forms.ValidationError(
-                [f"{key}: {message}" for key, messages in exc.message_dict.items() for message in messages]
-                if hasattr(exc, "error_dict")
-                else exc.messages
-            ) from None
+        properties_check(team=self.team, values=value)
         return value
+
+
+class ContactAdminForm(forms.ModelForm):
+    """The admin's contact form: the app's checks of the properties and of the email, as form errors."""
+
+    class Meta:
+        model = Contact
+        fields = "__all__"  # noqa: DJ007 - the admin lays out its own fields
+
+    def clean(self):
+        cleaned = super().clean()
+        team = cleaned.get("team")
+        if team is None:
+            return cleaned
+        if cleaned.get("properties"):
+            try:
+                properties_check(team=team, values=cleaned["properties"])
+            except forms.ValidationError as exc:
+                self.add_error("properties", exc)
+        email = (cleaned.get("email") or "").strip()
+        if email and self._taken(team, email):
+            self.add_error("email", EMAIL_TAKEN)
+        return cleaned
+
+    def _taken(self, team, email: str) -> bool:
+        contacts = Contact.objects.filter(team=team, livemode=self.instance.livemode).with_email(email)
+        return contacts.exclude(pk=self.instance.pk).exists()

@@ -1,7 +1,7 @@
 from django import forms
 
-from .list_services import NAME_TAKEN
 from .models import MailingList
+from .services.lists import NAME_TAKEN
 
 
 class MailingListForm(forms.ModelForm):

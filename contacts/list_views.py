@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 
 from accounts.selectors import team_object_or_404
 
-from . import list_services
 from .list_forms import MailingListForm
 from .models import MailingList
+from .services import lists as list_services
 
 
 def _mailing_list(request: HttpRequest, pk: int) -> MailingList:

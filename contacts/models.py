@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -5,7 +7,7 @@ from django.db.models.functions import Lower
 from accounts.models import Team
 
 
-class ContactQuerySet(models.QuerySet):
+class ContactQuerySet(models.QuerySet["Contact"]):
     def live(self) -> "ContactQuerySet":
         """Live-mode contacts: what the Audience, the API and every send outside test mode work with."""
         return self.filter(livemode=True)
@@ -14,6 +16,27 @@ class ContactQuerySet(models.QuerySet):
         """Contacts with this email, in any case: `Lower(email)` is what the team's unique index holds,
         so with a team filter this is an index look-up."""
         return self.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
+
+
+@dataclass(frozen=True)
+class StandardField:
+    loops_name: str  # as Loops' API and its clients name it
+    field: str  # the model's
+    label: str
+    type: str  # as `contacts/properties` lists it: string, boolean…
+
+
+# A contact's standard fields: the one list of them (the API, its properties list, loop filters, templates).
+CONTACT_FIELDS = (
+    StandardField("email", "email", "Email", "string"),
+    StandardField("firstName", "first_name", "First name", "string"),
+    StandardField("lastName", "last_name", "Last name", "string"),
+    StandardField("source", "source", "Source", "string"),
+    StandardField("subscribed", "subscribed", "Subscribed", "boolean"),
+    StandardField("userGroup", "user_group", "User group", "string"),
+    StandardField("userId", "user_id", "User ID", "string"),
+)
+STANDARD_FIELDS = {f.loops_name: f.field for f in CONTACT_FIELDS}  # Loops' names → ours
 
 
 class UnsubscribedBy(models.TextChoices):

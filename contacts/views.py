@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -10,7 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.selectors import team_object_or_404
 from loopsync.testdata import test_data_requested
 
-from . import list_services, selectors, services
+from . import selectors, services
 from .forms import ContactForm
 from .models import Contact, MailingList
 
@@ -71,11 +70,16 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _save(request: HttpRequest, form: ContactForm, message: str) -> HttpResponse | None:
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():  # the contact and its lists, or neither
-                contact = services.contact_save(team=request.team, form=form)
-                list_services.contact_lists_set(contact=contact, mailing_lists=form.cleaned_data["mailing_lists"])
-        except (IntegrityError, ValidationError):
-            return None  # the form carries the error
+            contact = services.contact_save(
+                team=request.team,
+                contact=form.save(commit=False),
+                properties=form.cleaned_data.get("properties") or {},
+                mailing_lists=form.cleaned_data["mailing_lists"],
+                was_subscribed=form.initial.get("subscribed", True) if form.instance.pk else True,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)  # by field: the email taken meanwhile, the property cap reached
+            return None
         messages.success(request, message.format(email=contact.email))
         return redirect("contacts:detail", pk=contact.pk)
     return None

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from contacts.admin import ContactAdmin
 
 from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate
-from .services import loop_activate, loop_create_from_template, loop_pause
+from .services import loop_activate, loop_create_from_template, loop_pause, step_add, step_remove, step_save
 
 
 @admin.register(Event)
@@ -17,11 +17,28 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ["contact", "team"]
 
 
+def _active(loop: Loop | None) -> bool:
+    return loop is not None and loop.pk is not None and loop.status == Loop.Status.ACTIVE
+
+
 class LoopStepInline(admin.StackedInline):
+    """A loop's steps. Their content can be edited at any time; adding, removing and reordering go through the
+    loops services, which refuse them on an active loop (its runs stand at a step by its number), so here
+    they are not offered while the loop is active."""
+
     model = LoopStep
     extra = 0
     exclude = ["team"]
     ordering = ["position", "id"]
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and not _active(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not _active(obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["position"]  # the order changes with the editor's up and down, which keeps the runs in place
 
 
 @admin.register(Loop)
@@ -34,11 +51,20 @@ class LoopAdmin(admin.ModelAdmin):
     actions = ["activate", "pause"]
 
     def save_formset(self, request, form, formset, change):
-        for step in formset.save(commit=False):
-            step.team_id = form.instance.team_id
-            step.save()
-        for step in formset.deleted_objects:
-            step.delete()
+        """Through the services, as the editor saves steps: a refused change (the loop was activated meanwhile)
+        is reported, not saved behind their back."""
+        loop = form.instance
+        steps = formset.save(commit=False)  # which also lists formset.deleted_objects
+        try:
+            for step in formset.deleted_objects:
+                step_remove(step=step)
+            for step in steps:
+                if step.pk is None:
+                    step_add(loop=loop, step=step)
+                else:
+                    step_save(step=step)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
     @admin.action(description="Activate the selected loops")
     def activate(self, request, queryset):
@@ -58,13 +84,29 @@ class LoopAdmin(admin.ModelAdmin):
 
 @admin.register(LoopStep)
 class LoopStepAdmin(admin.ModelAdmin):
+    """Steps one by one: their content, as in the loop's page. Added, removed and reordered only there."""
+
     list_display = ["loop", "position", "kind", "subject"]
     list_filter = ["kind"]
     exclude = ["team"]
+    readonly_fields = ["loop", "position"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or not _active(obj.loop))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through step_remove, which closes the gap
+        return actions
 
     def save_model(self, request, obj, form, change):
-        obj.team_id = obj.loop.team_id
-        super().save_model(request, obj, form, change)
+        step_save(step=obj)
+
+    def delete_model(self, request, obj):
+        step_remove(step=obj)
 
 
 @admin.register(LoopRun)

@@ -5,15 +5,12 @@ class LoopsConfig(AppConfig):
     name = "loops"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_save
-
-        from contacts.models import Contact
+        from contacts.signals import contact_created
 
         from .services import contact_added
 
-        def on_contact_saved(sender, instance, created, raw=False, **kwargs):
-            # Any source that creates a contact (Stripe, the admin, the API) starts "Contact added" loops.
-            if created and not raw:
-                contact_added(contact=instance)
+        def on_contact_created(sender, contact, **kwargs):
+            # Any source that creates a contact (Stripe, the app, the API, the admin) starts "Contact added" loops.
+            contact_added(contact=contact)
 
-        post_save.connect(on_contact_saved, sender=Contact, dispatch_uid="loops.contact_added", weak=False)
+        contact_created.connect(on_contact_created, dispatch_uid="loops.contact_added", weak=False)

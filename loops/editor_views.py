@@ -15,13 +15,13 @@ from accounts.selectors import team_object_or_404
 from contacts.selectors import contact_find
 from loopsync.csp import email_preview_policy
 from loopsync.ids import parse_id
-from webhooks.selectors import stripe_types_firing, stripe_types_suggesting, trigger_name_suggestions
 
 from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
 from .models import Event, Loop, LoopStep
 from .rendering import EMAIL_TEMPLATE_FIELDS, RenderError, email_preview
-from .sending import email_send_test
+from .services.sending import email_send_test
+from .triggers import trigger_firing, trigger_name_suggestions, trigger_suggesting
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ def _unfired(loop: Loop) -> dict | None:
     name = loop.trigger_event_name
     if loop.trigger != Loop.Trigger.EVENT or not name:
         return None
-    if stripe_types_firing(team=loop.team, name=name) or Event.objects.filter(team=loop.team, name=name).exists():
+    if trigger_firing(team=loop.team, name=name) or Event.objects.filter(team=loop.team, name=name).exists():
         return None
-    return {"name": name, "stripe_types": stripe_types_suggesting(name)}
+    return {"name": name, "firing_labels": trigger_suggesting(name=name)}
 
 
 @login_required

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Team
-from accounts.senders import sender_email_problem
+from accounts.services.senders import sender_email_problem
 from contacts.models import Contact
 
 from .rendering import EMAIL_TEMPLATE_FIELDS, templates_check

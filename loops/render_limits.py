@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from liquid import Environment
@@ -56,8 +56,14 @@ from liquid.filter import flatten, sequence_filter, string_filter, with_environm
 from liquid.undefined import is_undefined
 from markupsafe import Markup
 
-if TYPE_CHECKING:
-    from .liquid_environment import BoundedEnvironment, _Context
+
+class _Deadlined(Protocol):
+    """The render context of liquid_environment (which imports this module): its environment and its clock."""
+
+    env: Environment
+
+    def deadline_check(self) -> None: ...
+
 
 NUMBER_DIGITS_MAX = 100  # plenty for money and counts; bigger integers make one `times` or `divided_by` slow
 _NUMBER_BITS_MAX = 333  # 2**333 is about 10**100
@@ -298,7 +304,7 @@ def _weight(value: Any, budget: int) -> int:
     return total
 
 
-def _value_check(value: Any, env: "BoundedEnvironment") -> None:
+def _value_check(value: Any, env: Environment) -> None:
     """Refuse a filter argument or result that is too big for the work a filter does on it."""
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return
@@ -331,7 +337,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _replace_check(env: "BoundedEnvironment", value: Any, old: Any = "", new: Any = "", *_: Any) -> None:
+def _replace_check(env: Environment, value: Any, old: Any = "", new: Any = "", *_: Any) -> None:
     """`replace` makes len(value) + count(old) × (len(new) − len(old)) characters: with an empty `old`, the
     square of its input. Refused before it is made."""
     value, old, new = _text(value), _text(old), _text(new)
@@ -340,7 +346,7 @@ def _replace_check(env: "BoundedEnvironment", value: Any, old: Any = "", new: An
         raise RenderLimitError(value_message())
 
 
-def _join_check(env: "BoundedEnvironment", items: Any, separator: Any = " ", *_: Any) -> None:
+def _join_check(env: Environment, items: Any, separator: Any = " ", *_: Any) -> None:
     """A join of n items repeats its separator n − 1 times."""
     if isinstance(items, (list, tuple)):
         count = len(flatten(items))
@@ -365,7 +371,7 @@ def guarded_filter(name: str, func: Any) -> Any:
     precheck = _PRECHECKS.get(name)
 
     @functools.wraps(func)
-    def guarded(left: Any, *args: Any, context: "_Context", **kwargs: Any) -> Any:
+    def guarded(left: Any, *args: Any, context: _Deadlined, **kwargs: Any) -> Any:
         context.deadline_check()
         env = context.env
         arguments = {key: value for key, value in kwargs.items() if key != "environment"}

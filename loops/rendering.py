@@ -29,6 +29,8 @@ from liquid import BoundTemplate
 from liquid.exceptions import LiquidError
 from markupsafe import escape
 
+from contacts.models import CONTACT_FIELDS
+
 from .liquid_environment import BoundedEnvironment
 from .render_limits import (
     RenderTimeoutError,
@@ -258,14 +260,8 @@ def contact_context(contact) -> dict[str, Any]:
     properties = dict(contact.properties or {})
     standard = {
         "id": contact.id,
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
+        **{f.field: getattr(contact, f.field) for f in CONTACT_FIELDS},
         "full_name": contact.full_name,
-        "source": contact.source,
-        "subscribed": contact.subscribed,
-        "user_group": contact.user_group,
-        "user_id": contact.user_id,
         "properties": properties,
     }
     return {**properties, **standard}  # custom properties also at the top level; standard fields win

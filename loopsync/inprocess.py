@@ -7,23 +7,23 @@ import threading
 
 from django.db import close_old_connections
 
+from loopsync import work
+
 logger = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 15.0
 _started = threading.Event()
 
 
-def _tick() -> None:
-    from loops.runs import runs_advance_due
-    from loops.sending import emails_sweep
-    from webhooks.processing import deliveries_sweep
-    from webhooks.syncs import syncs_sweep
+PERIODIC = (work.ADVANCE_DUE_RUNS, work.SWEEP_DELIVERIES, work.SWEEP_EMAILS, work.SWEEP_STRIPE_SYNCS)
 
-    for job in (runs_advance_due, deliveries_sweep, emails_sweep, syncs_sweep):
+
+def _tick() -> None:
+    for name in PERIODIC:  # by name, as beat sends them; without a broker they run here (work.enqueue)
         try:
-            job()
+            work.enqueue(name)
         except Exception:
-            logger.exception("Periodic %s failed; it runs again in %s s", job.__name__, INTERVAL_SECONDS)
+            logger.exception("Periodic %s failed; it runs again in %s s", name, INTERVAL_SECONDS)
         finally:
             close_old_connections()
 

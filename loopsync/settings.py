@@ -215,13 +215,18 @@ if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"  # never contacted: tasks run in-process
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="loopsync")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# No acks_late and no Redis ack emulation: a task message is only a wake-up, the rows (claimed with leases)
+# are the truth, and a message lost with a worker or with Redis is made up for by the sweeps (beat). With
+# ack emulation, kombu 5.7's redis transport turns a Redis crash into a worker exit: the consumer detaches
+# the transport from the broken connection (Connection.collect), then closes the channel, which restores
+# the unacked messages through that transport and fails with an AttributeError that nothing catches
+# ("'NoneType' object has no attribute 'hostname'"); an ack after the reconnection fails the same way.
+# Without it, acks are kept in the worker's memory and a failed restore is only logged.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "ack_emulation": False}
 # A webhook answers quickly even when the broker is down: the row is already stored and the
 # sweeper re-enqueues it, so publishing gives up fast instead of holding the request.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
@@ -235,7 +240,7 @@ CELERY_BEAT_SCHEDULE = {
 # drains answer by releasing what they claimed; the hard limit kills the worker process. A drain hands
 # over after 20 s (DRAIN_BUDGET_SECONDS) but finishes the batch it started. A batch of runs takes no new
 # run after a quarter of the soft limit (the rest go back, due), and a run renders for at most 5 s a turn
-# before it is continued later (loops/runs.py), so a batch ends within about 20 + 30 + 5 + one render
+# before it is continued later (loops/services/runs.py), so a batch ends within about 20 + 30 + 5 + one render
 # (at most 5 × LIQUID_RENDER_TIMEOUT on the clock) seconds: half the default soft limit.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)

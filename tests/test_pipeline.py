@@ -15,7 +15,7 @@ from loops.models import Event
 from loopsync.celery import app as celery_app
 from tests.fake_stripe import customer
 from webhooks.models import Delivery, Endpoint
-from webhooks.processing import deliveries_sweep
+from webhooks.services.processing import deliveries_sweep
 from webhooks.stripe_events import SUPPORTED_EVENTS
 
 FAILED = "pay/invoice.payment_failed.json"

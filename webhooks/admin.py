@@ -3,6 +3,7 @@ from django.contrib import admin
 
 from .models import Delivery, Endpoint, EventSetting
 from .services import secret_validate
+from .stripe_events import SUPPORTED_EVENTS
 
 
 class EndpointAdminForm(forms.ModelForm):
@@ -60,8 +61,6 @@ class EndpointAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if not change:
-            from .stripe_events import SUPPORTED_EVENTS
-
             endpoint = form.instance
             EventSetting.objects.bulk_create(
                 [EventSetting(team_id=endpoint.team_id, endpoint=endpoint, event_type=t) for t in SUPPORTED_EVENTS],

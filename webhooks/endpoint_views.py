@@ -12,12 +12,14 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import team_admin_required
 from accounts.selectors import team_object_or_404
 from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
+from loops.triggers import trigger_name_suggestions
 from loopsync.site import absolute_url
 
-from . import selectors, services, syncs
+from . import selectors, services
 from .forms import ApiKeyForm, CatchupForm, EndpointForm, EndpointOptionsForm, EventSettingsForm, ImportForm, SecretForm
 from .models import Endpoint, StripeSync
-from .receiving import WebhookRejected
+from .services import syncs
+from .services.receiving import WebhookRejected
 from .stripe_events import SUPPORTED_EVENTS
 
 
@@ -43,7 +45,7 @@ def _render_detail(request, endpoint, *, status=200, outcome=None, **forms):
             or CatchupForm(default_since=selectors.catchup_default_since(endpoint=endpoint)),
             "syncs": selectors.endpoint_syncs(endpoint=endpoint),
             "billing_properties": [(key, kind, BILLING_LABELS[key]) for key, kind in BILLING_PROPERTIES.items()],
-            "suggestions": selectors.trigger_name_suggestions(team=endpoint.team),
+            "suggestions": trigger_name_suggestions(team=endpoint.team),
             "outcome": outcome,
         },
         status=status,

@@ -12,7 +12,7 @@ from accounts.selectors import team_object_or_404
 from loopsync.keyset import cursors, newest_first_page
 
 from .models import Delivery, Endpoint
-from .processing import delivery_replay
+from .services.processing import delivery_replay
 
 PAGE_SIZE = 50
 

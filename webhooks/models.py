@@ -252,6 +252,9 @@ class StripeSync(models.Model):
     # heartbeat went stale) and comes back cannot overwrite the progress of the one that took over.
     claim = models.UUIDField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Not a field: set by webhooks.services.syncs.sync_start, true when it found this sync unfinished and
+    # resumed it (the options given then were not applied).
+    resumed: bool
 
     class Meta:
         ordering = ["-created_at", "-id"]

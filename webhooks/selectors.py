@@ -10,12 +10,10 @@ from django.utils import timezone
 from accounts.models import Team
 from contacts.models import Contact
 from contacts.selectors import contact_find
-from loops.models import Event, Loop, LoopRun
+from loops.models import Event, LoopRun
 
 from .models import Delivery, Endpoint, EventSetting, StripeSync
 from .stripe_events import SUPPORTED_EVENTS, StripeEventType
-
-SUGGESTIONS_PER_SOURCE = 200
 
 
 def endpoints_for_team(*, team: Team | None) -> QuerySet[Endpoint]:
@@ -30,28 +28,10 @@ def endpoint_type_settings(*, endpoint: Endpoint) -> list[tuple[StripeEventType,
     return [(spec, settings.get(spec.type)) for spec in SUPPORTED_EVENTS.values()]
 
 
-def trigger_name_suggestions(*, team: Team) -> list[str]:
-    """Names worth offering as a trigger: the team's event names, what its loops are triggered by, what
-    its Stripe endpoints fire, and the name suggested for each Stripe type. Offered on the Stripe
-    settings page and in the loop editor."""
-    fired = Event.objects.filter(team=team).order_by("name").values_list("name", flat=True).distinct()
-    awaited = (
-        Loop.objects.filter(team=team)
-        .exclude(trigger_event_name="")
-        .order_by("trigger_event_name")
-        .values_list("trigger_event_name", flat=True)
-        .distinct()
-    )
-    configured = (
-        EventSetting.objects.filter(team=team)
-        .exclude(trigger_event_name="")
-        .order_by("trigger_event_name")
-        .values_list("trigger_event_name", flat=True)
-        .distinct()
-    )
-    names = {*fired[:SUGGESTIONS_PER_SOURCE], *awaited[:SUGGESTIONS_PER_SOURCE], *configured[:SUGGESTIONS_PER_SOURCE]}
-    names |= {spec.suggested_trigger for spec in SUPPORTED_EVENTS.values() if spec.suggested_trigger}
-    return sorted(names, key=str.lower)
+def trigger_names_configured(*, team: Team, limit: int) -> list[str]:
+    """The names the team's Stripe endpoints fire for their types."""
+    rows = EventSetting.objects.filter(team=team).exclude(trigger_event_name="").order_by("trigger_event_name")
+    return list(rows.values_list("trigger_event_name", flat=True).distinct()[:limit])
 
 
 def stripe_types_firing(*, team: Team, name: str) -> list[StripeEventType]:
@@ -122,8 +102,10 @@ def delivery_outcome(*, delivery: Delivery) -> DeliveryOutcome:
         for e in Event.objects.filter(team_id=delivery.team_id, idempotency_key__in=keys).select_related("contact")
     }
     event, additional = fired.get(keys[0]), fired.get(keys[1])
-    if event is not None or additional is not None:
-        contact = (event or additional).contact
+    fired_first = event or additional
+    contact: Contact | None
+    if fired_first is not None:
+        contact = fired_first.contact
         runs = list(
             LoopRun.objects.filter(team_id=delivery.team_id, event__in=[e for e in (event, additional) if e])
             .select_related("loop")

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import SenderDomain
-from accounts.senders import sender_domain_add
+from accounts.services.senders import sender_domain_add
 from api.models import ApiKey
 from api.services import api_key_create
 from conftest import SECRET

@@ -8,10 +8,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SenderDomain
-from accounts.senders import sender_domain_add, sender_email_problem
+from accounts.services.senders import sender_domain_add, sender_email_problem
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
-from loops.sending import email_queue, email_send, transactional_queue
+from loops.services.sending import email_queue, emails_drain, transactional_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -150,8 +150,8 @@ def test_at_send_time_a_from_whose_domain_was_deleted_falls_back_to_the_default_
     verified.delete()
     second = email_queue(run=LoopRun.objects.create(team=team, loop=loop, contact=bob), step=step)
     assert second.from_email == "LoopSync <noreply@loopsync.example>"
-    email_send(message_id=second.id)
-    [received] = smtp_server.messages
+    emails_drain()
+    [received] = [m for m in smtp_server.messages if m["To"] == "bob@example.com"]
     assert received["From"] == "LoopSync <noreply@loopsync.example>"
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import SenderDomain
-from accounts.senders import sender_domain_add
+from accounts.services.senders import sender_domain_add
 
 pytestmark = pytest.mark.django_db
 

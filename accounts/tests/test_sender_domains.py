@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import SenderDomain
-from accounts.senders import domain_normalize, sender_domain_add, sender_domain_verify
+from accounts.services.senders import domain_normalize, sender_domain_add, sender_domain_verify
 
 pytestmark = pytest.mark.django_db
 

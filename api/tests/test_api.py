@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from contacts.models import Contact, ContactProperty, ListMembership, MailingList
 from loops.models import EmailMessage, Event, LoopRun, TransactionalEmail
-from loops.sending import emails_drain
+from loops.services.sending import emails_drain
 from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db

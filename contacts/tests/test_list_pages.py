@@ -8,10 +8,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from contacts import list_services
 from contacts.list_forms import MailingListForm
 from contacts.models import Contact, ListMembership, MailingList
 from contacts.services import contact_sync
+from contacts.services import lists as list_services
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from contacts.models import Contact
 from loops import rendering
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, TransactionalEmail
 from loops.render_limits import check_timeout_message, render_deadline
-from loops.runs import RENDER_RETRIES, RENDER_TIMED_OUT, runs_drain
-from loops.sending import emails_drain
 from loops.services import event_fire, loop_activate
+from loops.services.runs import RENDER_RETRIES, RENDER_TIMED_OUT, runs_drain
+from loops.services.sending import emails_drain
 
 pytestmark = pytest.mark.django_db
 

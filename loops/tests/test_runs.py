@@ -10,10 +10,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from contacts.models import Contact
-from contacts.services import contact_sync
+from contacts.services import contact_save, contact_sync, contact_upsert
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, LoopTemplate
-from loops.runs import runs_advance_due
 from loops.services import event_fire, loop_activate, loop_pause
+from loops.services.runs import runs_advance_due
 from loopsync.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
@@ -266,11 +266,20 @@ def test_step_with_an_error_fails_the_run_with_the_reason(run_tasks, team, ada, 
     assert run.status == "failed" and "nosuchfilter" in run.last_error
 
 
-def test_contact_created_by_any_means_enrols_in_contact_added_loops(run_tasks, team, mailoutbox):
+CREATORS = {
+    "stripe": lambda team, email: contact_sync(team=team, email=email),
+    "app": lambda team, email: contact_save(team=team, contact=Contact(email=email), properties={}),
+    "api": lambda team, email: contact_upsert(team=team, email=email),
+}
+
+
+@pytest.mark.parametrize("source", CREATORS)
+def test_contact_created_by_any_means_enrols_in_contact_added_loops(run_tasks, team, mailoutbox, source):
     loop = Loop.objects.create(team=team, name="Welcome", trigger="contact_added")
     LoopStep.objects.create(team=team, loop=loop, position=1, kind="email", subject="Welcome", body="Hello")
     loop_activate(loop=loop)
-    run_tasks(Contact.objects.create, team=team, email="typed@example.com")
+    run_tasks(CREATORS[source], team, "typed@example.com")
+    run_tasks(contact_sync, team=team, email="typed@example.com")  # found, not created: no second run
     assert [m.to for m in mailoutbox] == [["typed@example.com"]]
 
 
@@ -314,7 +323,7 @@ def test_a_payment_older_than_the_failure_does_not_stop_the_reminder(run_tasks, 
 
 def test_an_event_committed_while_a_run_was_advanced_is_seen_after_it_starts_waiting(run_tasks, team, ada, make_loop):
     from loops.models import Event
-    from loops.runs import _recheck_waits
+    from loops.services.runs import _recheck_waits
 
     make_loop(team)
     fire(run_tasks, ada, "failedPayment", key="evt_fail")

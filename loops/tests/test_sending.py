@@ -9,7 +9,13 @@ from django.utils import timezone
 from contacts.models import Contact
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep
-from loops.sending import TemporarySendError, email_claim, email_queue, email_send, emails_sweep, unsubscribe_url
+from loops.services.sending import (
+    email_claim,
+    email_queue,
+    emails_drain,
+    emails_sweep,
+    unsubscribe_url,
+)
 from loops.tasks import drain_emails
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +39,7 @@ def queued(team):
 
 
 def test_sends_through_smtp_with_both_parts_and_one_click_headers(smtp_server, queued):
-    email_send(message_id=queued.id)
+    emails_drain()
     [received] = smtp_server.messages
     assert received["To"] == "ada@example.com" and received["Subject"] == "Hello Ada"
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -47,8 +53,8 @@ def test_sends_through_smtp_with_both_parts_and_one_click_headers(smtp_server, q
 
 def test_a_retried_send_task_never_sends_twice(smtp_server, queued):
     drain_emails.apply()
-    drain_emails.apply()  # the same task delivered again (acks_late after a lost ack)
-    email_send(message_id=queued.id)
+    drain_emails.apply()  # the same task delivered again (a message delivered twice)
+    emails_drain()
     assert len(smtp_server.messages) == 1
     queued.refresh_from_db()
     assert queued.attempts == 1
@@ -56,7 +62,7 @@ def test_a_retried_send_task_never_sends_twice(smtp_server, queued):
 
 def test_worker_killed_between_claim_and_send_never_sends_twice(smtp_server, queued):
     assert email_claim(message_id=queued.id)  # the worker claimed it, then died before sending
-    drain_emails.apply()  # the broker redelivers the task (acks_late)
+    drain_emails.apply()  # the task delivered again (a message delivered twice)
     assert smtp_server.messages == []
     EmailMessage.objects.filter(id=queued.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     assert emails_sweep() == {"requeued": 0, "failed_stale": 1}
@@ -67,7 +73,7 @@ def test_worker_killed_between_claim_and_send_never_sends_twice(smtp_server, que
 
 def test_rejected_recipient_is_a_permanent_failure(smtp_server, queued):
     smtp_server.refuse.add("ada@example.com")
-    email_send(message_id=queued.id)
+    emails_drain()
     queued.refresh_from_db()
     assert queued.status == "failed" and "550" in queued.error
     assert smtp_server.messages == []
@@ -75,12 +81,12 @@ def test_rejected_recipient_is_a_permanent_failure(smtp_server, queued):
 
 def test_smtp_down_is_temporary_and_the_retry_sends_it(smtp_server, queued, settings):
     settings.EMAIL_PORT = 9  # nothing listens there
-    with pytest.raises(TemporarySendError):
-        email_send(message_id=queued.id)
+    emails_drain()
     queued.refresh_from_db()
     assert queued.status == "queued" and queued.error and queued.next_attempt_at > timezone.now()
     settings.EMAIL_PORT = smtp_server.port
-    email_send(message_id=queued.id)
+    EmailMessage.objects.filter(id=queued.id).update(next_attempt_at=timezone.now())  # its backoff is over
+    emails_drain()
     assert len(smtp_server.messages) == 1
     queued.refresh_from_db()
     assert (queued.status, queued.attempts) == ("sent", 2)
@@ -88,7 +94,7 @@ def test_smtp_down_is_temporary_and_the_retry_sends_it(smtp_server, queued, sett
 
 def test_contact_unsubscribed_after_queueing_is_skipped(smtp_server, queued):
     Contact.objects.filter(pk=queued.contact_id).update(subscribed=False)
-    email_send(message_id=queued.id)
+    emails_drain()
     queued.refresh_from_db()
     assert queued.status == "skipped" and smtp_server.messages == []
 
@@ -138,7 +144,7 @@ def test_any_anymail_provider_by_setting_records_its_message_id(queued, settings
     from django.core import mail
 
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"  # anymail's offline provider
-    email_send(message_id=queued.id)
+    emails_drain()
     [sent] = mail.outbox
     assert sent.to == ["ada@example.com"] and sent.anymail_status.status == {"sent"}
     queued.refresh_from_db()
@@ -152,7 +158,7 @@ def test_no_answer_after_sending_is_failed_and_never_sent_again(smtp_server, que
 
     settings.EMAIL_TIMEOUT = 0.5
     smtp_server.delay = 1.5
-    email_send(message_id=queued.id)
+    emails_drain()
     queued.refresh_from_db()
     assert queued.status == "failed" and "not retried" in queued.error
     time.sleep(1.5)
@@ -163,9 +169,9 @@ def test_no_answer_after_sending_is_failed_and_never_sent_again(smtp_server, que
 def test_a_connection_the_server_closed_while_idle_is_reopened_before_sending(smtp_server, team, queued):
     from aiosmtpd.controller import Controller
 
-    from loops import sending
+    from loops.services import sending
 
-    email_send(message_id=queued.id)  # leaves this thread's connection open
+    emails_drain()  # leaves this thread's connection open
     smtp_server.controller.stop()  # the server goes away, closing it
     sending._local.last_used -= sending.IDLE_CHECK_AFTER_SECONDS + 1  # as if it had been idle a while
     smtp_server.controller = Controller(smtp_server, hostname="127.0.0.1", port=smtp_server.port)
@@ -178,8 +184,9 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_before_sending(sm
         subject="Second",
         html_body="<p>2</p>",
         text_body="2",
+        next_attempt_at=timezone.now(),
     )
-    email_send(message_id=second.id)
+    emails_drain()
     second.refresh_from_db()
     assert second.status == "sent"
     assert [m["Subject"] for m in smtp_server.messages] == ["Hello Ada", "Second"]
@@ -188,7 +195,7 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_before_sending(sm
 def test_a_worker_dying_mid_batch_leaves_what_it_had_not_started_for_the_next(smtp_server, team, queued):
     import time_machine
 
-    from loops.sending import emails_drain, emails_reserve
+    from loops.services.sending import emails_drain, emails_reserve
 
     others = [
         EmailMessage.objects.create(
@@ -215,7 +222,7 @@ def test_a_worker_dying_mid_batch_leaves_what_it_had_not_started_for_the_next(sm
 def test_the_unsubscribe_link_of_a_test_email_says_what_it_is(client):
     from django.urls import reverse
 
-    from loops.sending import TEST_EMAIL_LINK
+    from loops.services.sending import TEST_EMAIL_LINK
 
     response = client.get(reverse("loops:unsubscribe", args=[TEST_EMAIL_LINK]))
     assert response.status_code == 200 and "This is a test email's link" in response.content.decode()

@@ -18,14 +18,14 @@ from django.utils import timezone
 from accounts.services import team_create
 from conftest import fixture_text, livemode
 from contacts.models import Contact
-from loops import liquid_environment, rendering, runs, sending
+from loops import liquid_environment, rendering
 from loops.models import EmailMessage, Event, Loop, LoopRun, LoopStep
 from loops.render_limits import RENDER_WALL_FACTOR
-from loops.services import event_fire, loop_activate
+from loops.services import event_fire, loop_activate, runs, sending
 from loops.tasks import drain_emails, drain_runs
 from loopsync.celery import app as celery_app
-from webhooks import processing
 from webhooks.models import Delivery
+from webhooks.services import processing
 from webhooks.tasks import drain_deliveries
 
 pytestmark = pytest.mark.django_db
@@ -46,15 +46,6 @@ def soft_time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def published():
-    """Wake-ups are published, as in production, not run in this process (which development does)."""
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 def test_every_task_has_time_limits_beyond_what_a_drain_may_take():
@@ -97,7 +88,7 @@ def test_a_bad_limit_stops_start_up_with_a_message(environment, message):
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def test_runs_stopped_by_the_soft_limit_mid_render_are_released_and_advanced_later(team, settings, published):
+def test_runs_stopped_by_the_soft_limit_mid_render_are_released_and_advanced_later(team, settings, tasks_published):
     loop = Loop.objects.create(team=team, name="Welcome", trigger_event_name="signedUp")
     # For a contact marked slow, a render that would go on for minutes: the loop limit and the render
     # deadline are raised for it, so only the task's time limit stops it.
@@ -131,7 +122,7 @@ def test_runs_stopped_by_the_soft_limit_mid_render_are_released_and_advanced_lat
 COSTLY = "Hi {{ contact.first_name }} {% for i in (1..3000) %}{% cycle " + ", ".join(["'a'"] * 40) + " %}{% endfor %}"
 
 
-def test_one_teams_costly_runs_never_hold_back_another_teams(team, settings, published):
+def test_one_teams_costly_runs_never_hold_back_another_teams(team, settings, tasks_published):
     """A run may render up to MAX_STEPS_PER_ADVANCE emails, each within its own budget, and a batch of
     runs was one transaction: together they took longer than the soft limit, which undid the batch, and
     so on for ever; the other teams' runs in it never advanced."""
@@ -165,7 +156,7 @@ def test_one_teams_costly_runs_never_hold_back_another_teams(team, settings, pub
     assert EmailMessage.objects.filter(to_email="costly@example.com").count() == run.position - 1
 
 
-def test_a_batch_past_its_budget_commits_what_it_did_and_puts_the_rest_back_due(team, make_loop, published):
+def test_a_batch_past_its_budget_commits_what_it_did_and_puts_the_rest_back_due(team, make_loop, tasks_published):
     loop = make_loop(team)
     for i in range(3):
         contact = Contact.objects.create(team=team, email=f"c{i}@example.com")
@@ -182,7 +173,7 @@ def test_a_batch_past_its_budget_commits_what_it_did_and_puts_the_rest_back_due(
     assert runs.runs_claim() == claimed[1:]  # taken again at once (the first waits on its loop's timer)
 
 
-def test_the_soft_limit_while_a_template_is_parsed_ends_the_task_and_fails_no_run(team, monkeypatch, published):
+def test_the_soft_limit_while_a_template_is_parsed_ends_the_task_and_fails_no_run(team, monkeypatch, tasks_published):
     """python-liquid turned any exception while parsing into "unexpected liquid parsing error", the
     task's SoftTimeLimitExceeded too: the run failed for good and the drain carried on past its limit."""
     loop = Loop.objects.create(team=team, name="Welcome", trigger_event_name="go")
@@ -221,9 +212,9 @@ def _queued(team, subject: str = "Hi") -> EmailMessage:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("where", ["loops.sending._build", "django.core.mail.backends.smtp.EmailBackend.open"])
+@pytest.mark.parametrize("where", ["loops.services.sending._build", "django.core.mail.backends.smtp.EmailBackend.open"])
 def test_an_email_stopped_by_the_soft_limit_before_its_send_goes_back_to_the_queue(
-    team, smtp_server, monkeypatch, published, where
+    team, smtp_server, monkeypatch, tasks_published, where
 ):
     """Only a send the provider may have taken has an unknown outcome. Stopped before it (building the
     message, connecting), the email was never sent: it is queued again, not failed."""
@@ -247,7 +238,7 @@ def test_an_email_stopped_by_the_soft_limit_before_its_send_goes_back_to_the_que
 
 
 def test_emails_stopped_by_the_soft_limit_mid_send_are_never_sent_twice_and_the_rest_go_later(
-    team, smtp_server, published
+    team, smtp_server, tasks_published
 ):
     contact = Contact.objects.create(team=team, email="ada@example.com")
     for subject in ("First", "Second", "Third"):
@@ -275,7 +266,7 @@ def test_emails_stopped_by_the_soft_limit_mid_send_are_never_sent_twice_and_the_
 
 
 def test_deliveries_stopped_by_the_soft_limit_are_released_not_failed(
-    team, make_endpoint, post_webhook, monkeypatch, published
+    team, make_endpoint, post_webhook, monkeypatch, tasks_published
 ):
     endpoint = make_endpoint(team, triggers={"customer.created": "newStripeCustomer"})
     template = json.loads(livemode(fixture_text("dj-stripe/customer.created.with_name.json")))

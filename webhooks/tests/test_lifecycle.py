@@ -13,8 +13,8 @@ from contacts.models import Contact, ListMembership, MailingList
 from loops.models import Event
 from loopsync.celery import app as celery_app
 from tests.fake_stripe import customer as fake_customer
-from webhooks import processing
 from webhooks.models import Delivery, Endpoint
+from webhooks.services import processing
 from webhooks.stripe_events import SUPPORTED_EVENTS
 
 pytestmark = pytest.mark.django_db

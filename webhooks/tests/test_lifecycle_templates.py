@@ -6,9 +6,8 @@ import pytest
 from django.utils import timezone
 
 from loops.models import EmailMessage, LoopRun
-from loops.runs import runs_advance_due, runs_drain
-from webhooks import processing
-from webhooks.services import endpoint_test_send
+from loops.services.runs import runs_advance_due, runs_drain
+from webhooks.services import endpoint_test_send, processing
 
 pytestmark = pytest.mark.django_db
 

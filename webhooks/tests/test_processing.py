@@ -11,9 +11,8 @@ from django.utils import timezone
 from conftest import fixture_text, livemode
 from contacts.models import Contact
 from loops.models import Event
-from loopsync.celery import app as celery_app
-from webhooks import processing, receiving
 from webhooks.models import Delivery
+from webhooks.services import processing, receiving
 from webhooks.tasks import process_delivery
 
 FAILED = "pay/invoice.payment_failed.json"
@@ -148,7 +147,7 @@ class TestProcess:
         assert Event.objects.get().contact.team == other_team
 
     def test_without_a_broker_the_delivery_is_processed_in_process(
-        self, endpoint, post_webhook, django_capture_on_commit_callbacks, eager
+        self, endpoint, post_webhook, django_capture_on_commit_callbacks, tasks_in_process
     ):
         with django_capture_on_commit_callbacks(execute=True):
             delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
@@ -157,17 +156,8 @@ class TestProcess:
         assert Event.objects.filter(name="failedPayment").exists()
 
 
-@pytest.fixture
-def eager():
-    """Tasks run in this process when published, as with `make run`."""
-    was = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = was
-
-
 @pytest.mark.django_db
-def test_sweeper_wakes_the_drain_only_when_something_is_due(endpoint, post_webhook, eager):
+def test_sweeper_wakes_the_drain_only_when_something_is_due(endpoint, post_webhook, tasks_in_process):
     delivery = receive(endpoint, post_webhook, fixture_text(FAILED))  # its wake-up never ran (no commit)
     assert processing.deliveries_sweep() == 0  # less than a minute old: its wake-up may still come
     Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
@@ -193,7 +183,7 @@ def test_drain_processes_in_batches_and_skips_rows_waiting_for_their_backoff(tea
 
 
 @pytest.mark.django_db
-def test_stale_claim_of_a_dead_worker_is_retaken_by_the_sweeper(endpoint, post_webhook, eager):
+def test_stale_claim_of_a_dead_worker_is_retaken_by_the_sweeper(endpoint, post_webhook, tasks_in_process):
     delivery = receive(endpoint, post_webhook, fixture_text(FAILED))
     assert processing.delivery_claim(delivery_id=delivery.id)  # the worker died holding it
     assert processing.deliveries_sweep() == 0

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from conftest import FIXTURE_OF_TYPE, fixture_json, sign
 from contacts.models import Contact
 from loops.models import EmailMessage
-from loops.runs import runs_drain
-from loops.sending import emails_drain
-from webhooks import processing
+from loops.services.runs import runs_drain
+from loops.services.sending import emails_drain
 from webhooks.models import Delivery
+from webhooks.services import processing
 from webhooks.stripe_events import SUPPORTED_EVENTS
 
 pytestmark = pytest.mark.django_db

@@ -16,8 +16,8 @@ from contacts.models import Contact, MailingList
 from loops.models import Event
 from loopsync.celery import app as celery_app
 from tests.fake_stripe import customer, invoice, subscription
-from webhooks import processing, syncs
 from webhooks.models import Delivery, Endpoint, StripeSync
+from webhooks.services import processing, syncs
 from webhooks.stripe_api import StripeUnavailable
 
 pytestmark = pytest.mark.django_db

@@ -18,10 +18,10 @@ from api.services import api_key_create
 from conftest import fixture_text, livemode
 from contacts.models import Contact
 from loops.models import EmailMessage, Event, LoopRun
-from loops.sending import emails_drain
+from loops.services.sending import emails_drain
 from loopsync.celery import app as celery_app
-from webhooks import processing
 from webhooks.models import Delivery, Endpoint
+from webhooks.services import processing
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_endpoint(team, make_endpoint):
 
 def drain_all():
     processing.deliveries_drain()
-    from loops.runs import runs_drain
+    from loops.services.runs import runs_drain
 
     runs_drain()
     emails_drain()
@@ -282,7 +282,7 @@ def test_a_test_mode_email_queued_for_a_member_who_left_is_skipped(test_endpoint
     member_event["data"]["object"]["customer_email"] = user.email
     post_webhook(test_endpoint, json.dumps(member_event))
     processing.deliveries_drain()
-    from loops.runs import runs_drain
+    from loops.services.runs import runs_drain
 
     runs_drain()
     assert EmailMessage.objects.get().status == "queued"
@@ -310,7 +310,7 @@ def test_the_upgrade_stops_what_test_mode_events_started_before_they_were_kept_a
         team=team, contact=customer, name="failedPayment", properties={"livemode": True}, source="stripe",
         idempotency_key="evt_live",
     ).event  # fmt: skip
-    from loops.runs import runs_drain
+    from loops.services.runs import runs_drain
 
     runs_drain()
     assert EmailMessage.objects.filter(status="queued").count() == 2

@@ -5,8 +5,8 @@ from django.utils.timezone import is_naive, make_aware
 from tqdm import tqdm
 
 from webhooks.models import Endpoint, StripeSync
+from webhooks.services.syncs import sync_run, sync_start
 from webhooks.stripe_api import StripeUnavailable
-from webhooks.syncs import sync_run, sync_start
 
 
 class Command(BaseCommand):

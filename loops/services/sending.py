@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import timedelta
 from email.utils import formataddr, make_msgid
+from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -23,16 +24,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from accounts.senders import sender_email_allowed
+from accounts.services.senders import sender_email_allowed
 from contacts.models import Contact
 from contacts.selectors import contact_find
 from contacts.services import contact_set_subscribed, contact_upsert
-from loopsync.drain import drain
+from loopsync import work
 from loopsync.site import absolute_url
-from loopsync.wakeup import wake
 
-from .models import EmailMessage, LoopRun, LoopStep
-from .rendering import SUBJECT_MAX, RenderError, contact_context, email_render, event_context
+from ..models import EmailMessage, LoopRun, LoopStep
+from ..rendering import SUBJECT_MAX, RenderError, contact_context, email_render, event_context
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def contact_resubscribe(*, contact: Contact) -> Contact:
 
 def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
     """The message for this run's step, rendered now. The caller wakes the sender after its commit
-    (`emails_wake`, once for a whole batch of runs)."""
+    (a wake-up of DRAIN_EMAILS, once for a whole batch of runs)."""
     contact = run.contact
     url = unsubscribe_url(contact)
     rendered = email_render(
@@ -182,13 +182,6 @@ def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
     return email.extra_headers["Message-ID"]
 
 
-def emails_wake() -> bool:
-    """Wake a worker to send queued emails (one pending wake-up however many are queued)."""
-    from .tasks import drain_emails
-
-    return wake(drain_emails, "emails")
-
-
 # --- sending -------------------------------------------------------------------------------------
 
 
@@ -258,16 +251,9 @@ def emails_reserve(*, limit: int = BATCH_SIZE) -> list[EmailMessage]:
     had not started is due again when the lease ends. Each is claimed for sending only right before
     its own send."""
     now = timezone.now()
-    table = EmailMessage._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = (
-        f"UPDATE {table} SET next_attempt_at = %s WHERE id IN (SELECT id FROM {table} "  # noqa: S608 - no input
-        f"WHERE status = %s AND next_attempt_at <= %s ORDER BY id LIMIT %s{lock}) RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now + RESERVE_LEASE, EmailMessage.Status.QUEUED, now, limit])
-        ids = [row[0] for row in cursor.fetchall()]
-    return list(EmailMessage.objects.select_related("contact").filter(id__in=ids).order_by("id"))
+    due = EmailMessage.objects.filter(status=EmailMessage.Status.QUEUED, next_attempt_at__lte=now)
+    claimed = work.claim(due, order_by=["id"], limit=limit, values={"next_attempt_at": now + RESERVE_LEASE})
+    return list(EmailMessage.objects.select_related("contact").filter(id__in=[m.id for m in claimed]).order_by("id"))
 
 
 def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
@@ -300,10 +286,10 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
             )
             raise
 
-    return drain(
+    return work.drain(
         claim=lambda limit: emails_reserve(limit=limit),
         process=process,
-        wake=emails_wake,
+        wake=partial(work.wake, work.DRAIN_EMAILS),
         batch_size=batch_size,
         budget_seconds=budget_seconds,
     )
@@ -312,13 +298,6 @@ def emails_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_
 def send_retry_delay(message: EmailMessage) -> timedelta:
     """Exponential backoff by attempt for temporary failures: 1, 2, 4 … minutes, capped at an hour."""
     return min(SEND_RETRY * 2 ** max(message.attempts - 1, 0), timedelta(hours=1))
-
-
-def email_send(*, message_id: int) -> EmailMessage | None:
-    """Claim and send one message. Raises TemporarySendError when a retry may succeed."""
-    if not email_claim(message_id=message_id):
-        return None
-    return _send_claimed(EmailMessage.objects.select_related("contact").get(id=message_id))
 
 
 def _unclaim(message_id: int) -> None:
@@ -499,7 +478,7 @@ def emails_sweep() -> dict[str, int]:
     )
     due = EmailMessage.objects.filter(status=EmailMessage.Status.QUEUED, next_attempt_at__lte=now).count()
     if due:
-        emails_wake()
+        work.wake(work.DRAIN_EMAILS)
     return {"requeued": due, "failed_stale": stale}
 
 
@@ -563,5 +542,5 @@ def transactional_queue(*, transactional, to_email: str, contact: Contact | None
         status=EmailMessage.Status.QUEUED,
         next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(emails_wake)
+    work.wake_on_commit(work.DRAIN_EMAILS)
     return message

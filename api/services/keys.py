@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 
-from .models import ApiKey
+from ..models import ApiKey
 
 KEY_PREFIX = "ls_"
 # A key's last-used time is written at most this often: not one UPDATE per request.

@@ -19,15 +19,14 @@ from uuid import UUID
 import stripe
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection
+from django.db.models import CharField, Exists, OuterRef
 from django.utils import timezone
 
-from loopsync import jsonsafe
-from loopsync.wakeup import wake
+from loopsync import jsonsafe, work
 
-from .models import Delivery, Endpoint, EventSetting, IgnoredReason
-from .stripe_events import SUPPORTED_EVENTS, StripeEventType
+from ..models import Delivery, Endpoint, EventSetting, IgnoredReason
+from ..stripe_events import SUPPORTED_EVENTS, StripeEventType
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,10 @@ def endpoint_for_receive(*, endpoint_uuid: UUID, event_type: str) -> ReceivingEn
 
 
 def _max_length(field: str) -> int:
-    return Delivery._meta.get_field(field).max_length
+    char_field = Delivery._meta.get_field(field)
+    if not isinstance(char_field, CharField) or char_field.max_length is None:
+        raise TypeError(f"Delivery.{field} is not a CharField with a max_length")
+    return char_field.max_length
 
 
 def _text_problem(payload: dict, key: str, field: str, *, required: bool) -> str:
@@ -224,47 +226,46 @@ def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool) -> Recei
         endpoint_livemode=endpoint.livemode,
         sample=sample,
     )
-    try:
-        delivery = _insert(
-            Delivery(
-                team_id=endpoint.team_id,
-                endpoint_id=endpoint.id,
-                stripe_event_id=payload["id"],
-                event_type=event_type,
-                livemode=payload.get("livemode") is True,
-                sample=sample,
-                api_version=payload.get("api_version") or "",
-                account=payload.get("account") or "",
-                event_created=_created(payload),
-                payload=payload,
-                status=Delivery.Status.IGNORED if reason else Delivery.Status.RECEIVED,
-                ignored_reason=reason,
-                next_attempt_at=None if reason else timezone.now() + SWEEP_AFTER,
-            )
+    delivery_id = _insert(
+        Delivery(
+            team_id=endpoint.team_id,
+            endpoint_id=endpoint.id,
+            stripe_event_id=payload["id"],
+            event_type=event_type,
+            livemode=payload.get("livemode") is True,
+            sample=sample,
+            api_version=payload.get("api_version") or "",
+            account=payload.get("account") or "",
+            event_created=_created(payload),
+            payload=payload,
+            status=Delivery.Status.IGNORED if reason else Delivery.Status.RECEIVED,
+            ignored_reason=reason,
+            next_attempt_at=None if reason else timezone.now() + SWEEP_AFTER,
         )
-    except IntegrityError:
-        if Delivery.objects.filter(endpoint_id=endpoint.id, stripe_event_id=payload["id"]).exists():
-            return Received(delivery_id=None, status="duplicate")
-        raise
+    )
+    if delivery_id is None:
+        return Received(delivery_id=None, status="duplicate")
     if reason:
-        return Received(delivery_id=delivery.id, status="ignored", reason=reason)
-    transaction.on_commit(deliveries_wake)
-    return Received(delivery_id=delivery.id, status="queued")
+        return Received(delivery_id=delivery_id, status="ignored", reason=reason)
+    work.wake_on_commit(work.DRAIN_DELIVERIES)
+    return Received(delivery_id=delivery_id, status="queued")
 
 
-def _insert(delivery: Delivery) -> Delivery:
-    """One INSERT, committed on its own (no BEGIN/COMMIT round trips): a duplicate fails on the unique
-    constraint and leaves nothing behind. Inside a caller's transaction a savepoint keeps it usable."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            delivery.save(force_insert=True)
-    else:
-        delivery.save(force_insert=True)
-    return delivery
-
-
-def deliveries_wake() -> bool:
-    """Wake a worker to drain received deliveries (one pending wake-up, however many arrive)."""
-    from .tasks import drain_deliveries
-
-    return wake(drain_deliveries, "deliveries")
+def _insert(delivery: Delivery) -> int | None:
+    """One statement, `INSERT … ON CONFLICT (endpoint_id, stripe_event_id) DO NOTHING RETURNING id`, committed
+    on its own (no BEGIN/COMMIT round trips). A duplicate (Stripe's retry, or two requests at once) inserts
+    nothing and returns None, with no error: nothing in the database's log carries the customer's payload, and
+    a caller's transaction stays usable. Any other constraint a delivery broke would still be an error."""
+    meta = Delivery._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(delivery, add=True), connection) for field in fields]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(work.column(f) for f in fields)}) "  # noqa: S608 - model names
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT (endpoint_id, stripe_event_id) DO NOTHING RETURNING {work.column(meta.pk)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None

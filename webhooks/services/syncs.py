@@ -24,20 +24,21 @@ from accounts.models import Team
 from contacts.billing import ENDED, contact_billing_apply
 from contacts.models import Contact
 from contacts.services import contact_sync
+from loopsync import work
 
-from . import stripe_billing
-from .models import Delivery, Endpoint, EventSetting, IgnoredReason, StripeSync
+from .. import stripe_billing
+from ..models import Delivery, Endpoint, EventSetting, IgnoredReason, StripeSync
+from ..selectors import catchup_default_since
+from ..stripe_api import StripeRefused, StripeUnavailable, customers_count, pages
+from ..stripe_events import SUPPORTED_EVENTS
+from ..stripe_readers import ref, text
 from .processing import TEMPORARY_ERRORS, delivery_replay, events_fire
 from .receiving import WebhookRejected, delivery_receive_fetched, email_valid
-from .selectors import catchup_default_since
-from .stripe_api import StripeRefused, StripeUnavailable, customers_count, pages
-from .stripe_events import SUPPORTED_EVENTS
-from .stripe_readers import ref, text
 
 logger = logging.getLogger(__name__)
 
 SOURCE_IMPORT = "Stripe import"
-PHASES = {
+PHASES: dict[str, list[str]] = {
     StripeSync.Kind.IMPORT: ["customers", "subscriptions", "invoices", "replays"],
     StripeSync.Kind.CATCHUP: ["events"],
 }
@@ -86,17 +87,8 @@ def sync_start(
             sync, resumed = StripeSync.objects.get(unfinished, endpoint=endpoint, kind=kind), True
     sync.resumed = resumed
     if in_celery:
-        transaction.on_commit(lambda: _enqueue(sync.id))
+        work.enqueue_on_commit(work.RUN_STRIPE_SYNC, sync.id)  # down: the sweep starts it when it is back
     return sync
-
-
-def _enqueue(sync_id: int) -> None:
-    from .tasks import run_stripe_sync  # tasks call this module: the import runs the other way at call time
-
-    try:
-        run_stripe_sync.delay(sync_id)
-    except Exception as exc:  # the broker is down: the sweep starts it when it is back
-        logger.warning("Stripe sync %s is started by the next sweep: %s", sync_id, exc)
 
 
 def syncs_sweep() -> int:
@@ -109,7 +101,7 @@ def syncs_sweep() -> int:
         | Q(status=StripeSync.Status.RUNNING, heartbeat_at__lte=now - STALE_AFTER)
     ).values_list("id", flat=True)[:100]
     for sync_id in due:
-        _enqueue(sync_id)
+        work.enqueue(work.RUN_STRIPE_SYNC, sync_id)
     return len(due)
 
 
@@ -282,7 +274,7 @@ def _billing_apply(sync, objects: list[dict], update_of, counted: str, at: int) 
             _count(sync, f"{counted}_without_contact")
             continue
         with transaction.atomic():
-            contact = Contact.objects.select_for_update().get(id=found.id)
+            contact = Contact.objects.select_for_update(no_key=True).get(id=found.id)
             contact_billing_apply(contact=contact, updates=[update], at=at)
             applied.append((contact, obj))
         _count(sync, counted)

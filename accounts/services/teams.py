@@ -16,20 +16,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Invitation, Membership, Team
+from ..models import Invitation, Membership, Team
 
 INVITATION_DAYS = 7
 Role = Membership.Role
 
 
 @transaction.atomic
-def team_create(*, name: str, owner: AbstractBaseUser | None = None) -> Team:
+def team_create(*, name: str, owner: User | None = None) -> Team:
     name = name.strip()
     if not name:
         raise ValidationError("A team needs a name.")
@@ -49,7 +49,7 @@ def team_get_or_create(*, name: str) -> tuple[Team, bool]:
     return team_create(name=name), True
 
 
-def membership_add(*, team: Team, user: AbstractBaseUser, role: str = Role.MEMBER) -> Membership:
+def membership_add(*, team: Team, user: User, role: str = Role.MEMBER) -> Membership:
     """`user` in `team`; an existing membership keeps its role."""
     membership, _ = Membership.objects.get_or_create(team=team, user=user, defaults={"role": role})
     return membership
@@ -167,9 +167,7 @@ def invitation_roles_for(actor: Membership | None) -> list[tuple[str, str]]:
     return [(value, label) for value, label in Role.choices if actor.is_owner or value != Role.OWNER]
 
 
-def _invitation_insert(
-    *, team: Team, email: str, role: str, actor: Membership | None, invited_by: AbstractBaseUser
-) -> Invitation:
+def _invitation_insert(*, team: Team, email: str, role: str, actor: Membership | None, invited_by: User) -> Invitation:
     if role not in dict(invitation_roles_for(actor)):
         raise PermissionDenied(
             "Only owners can invite owners." if actor and actor.is_admin else "Only owners and admins can invite."
@@ -195,7 +193,7 @@ def _invitation_insert(
 
 
 def invitation_create(
-    *, team: Team, email: str, invited_by: AbstractBaseUser, accept_url: Callable[[str], str], role: str = Role.MEMBER
+    *, team: Team, email: str, invited_by: User, accept_url: Callable[[str], str], role: str = Role.MEMBER
 ) -> Invitation:
     """An invitation to `team`, for `email` only, emailed with a link built by `accept_url(token)`.
     Decided under the team's lock, with the inviter's role as it is then; mailed outside that transaction."""
@@ -241,12 +239,12 @@ def invitation_for(token: str) -> Invitation | None:
     )
 
 
-def invitation_email_matches(*, invitation: Invitation, user: AbstractBaseUser) -> bool:
+def invitation_email_matches(*, invitation: Invitation, user: User) -> bool:
     return bool(user.email) and user.email.strip().lower() == invitation.email.strip().lower()
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user: AbstractBaseUser) -> Membership:
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """`user` joins the invitation's team with its role. Only the account with the invited email may."""
     if not invitation_email_matches(invitation=invitation, user=user):
         raise ValidationError(

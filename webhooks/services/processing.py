@@ -5,34 +5,35 @@ wake-up rather than one message per webhook; the periodic sweep wakes them for r
 and re-runs claims whose worker died.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
-from celery.exceptions import SoftTimeLimitExceeded
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from accounts.models import Team
 from contacts.billing import contact_billing_apply
 from contacts.models import UnsubscribedBy
 from contacts.services import (
+    ContactKey,
     contact_delete,
     contact_for_customer,
     contact_for_stripe,
     contact_set_subscribed,
     contact_sync,
+    contacts_lock,
 )
 from loops.services import event_fire
-from loopsync.drain import drain
+from loopsync import work
 
+from ..models import CustomerDeleted, Delivery, Endpoint, EventSetting, IgnoredReason
+from ..stripe_events import SUPPORTED_EVENTS, Extracted
 from .customers import customers_resolve, customers_unknown
-from .models import CustomerDeleted, Delivery, Endpoint, EventSetting, IgnoredReason
-from .receiving import deliveries_wake, email_valid, ignored_reason
-from .stripe_events import SUPPORTED_EVENTS, Extracted
+from .receiving import ignored_reason
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,8 @@ PROCESSING_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20  # then the task hands over to a fresh one, so other work gets a turn
-# Errors that can heal by themselves: the database or broker went away, a deadlock, a timeout.
-TEMPORARY_ERRORS = (OperationalError, InterfaceError, BrokerError)
-# What undoes a batch and releases its rows: those, and the task's time limit (CELERY_TASK_SOFT_TIME_LIMIT),
-# which is no fault of a delivery and must never mark one failed.
-RELEASING_ERRORS = (*TEMPORARY_ERRORS, SoftTimeLimitExceeded)
+TEMPORARY_ERRORS = work.TEMPORARY_ERRORS
+RELEASING_ERRORS = work.RELEASING_ERRORS
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -70,19 +68,14 @@ def deliveries_claim(*, limit: int = BATCH_SIZE) -> list[Delivery]:
     """Take up to `limit` received rows that are due, in one statement; rows other workers are taking
     are skipped, not waited for. A row released after a temporary error waits for its backoff."""
     now = timezone.now()
-    table = Delivery._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, next_attempt_at = %s "  # noqa: S608 - no input
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND (attempts = 0 OR next_attempt_at <= %s) "
-        f"ORDER BY id LIMIT %s{lock}) RETURNING *"
+    due = Delivery.objects.filter(Q(attempts=0) | Q(next_attempt_at__lte=now), status=Delivery.Status.RECEIVED)
+    return work.claim(
+        due,
+        order_by=["id"],
+        limit=limit,
+        values={"status": Delivery.Status.PROCESSING, "next_attempt_at": now + PROCESSING_LEASE},
+        increment=["attempts"],
     )
-    params = [Delivery.Status.PROCESSING, now + PROCESSING_LEASE, Delivery.Status.RECEIVED, now, limit]
-    deliveries = sorted(Delivery.objects.raw(sql, params), key=lambda d: d.id)
-    for delivery in deliveries:
-        if isinstance(delivery.payload, str):  # SQLite's RETURNING skips the JSON field's conversion
-            delivery.payload = json.loads(delivery.payload)
-    return deliveries
 
 
 # --- processing ----------------------------------------------------------------------------------
@@ -116,9 +109,7 @@ def _extract(delivery: Delivery) -> Extracted:
     spec = SUPPORTED_EVENTS.get(delivery.event_type)
     if spec is None:
         raise ValueError(f"{delivery.event_type} is not a supported event type")
-    extracted = spec.extract(delivery.payload)
-    if extracted.email and not email_valid(extracted.email):
-        raise ValueError(f"The event's email is not valid: {extracted.email[:100]!r}")
+    extracted = spec.extract(delivery.payload)  # its email was checked when it was stored (ignored_reason)
     if not extracted.email and not (extracted.customer_id or extracted.charge_id):
         raise ValueError("The event carries no email and no customer")
     return extracted
@@ -253,11 +244,13 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
         for delivery in customers_unknown(deliveries=deliveries, extracted=extracted, api_keys=api_keys):
             _look_up_later(delivery)
             del extracted[delivery.id]
+    # In lock order: every contact the batch can match is locked first, in id order; new contacts are then
+    # created in the order of their keys. So two batches never wait on each other in a circle.
+    ordered = _in_lock_order([d for d in deliveries if d.id in extracted], extracted)
     try:
         with transaction.atomic():
-            for delivery in deliveries:
-                if delivery.id not in extracted:
-                    continue
+            contacts_lock(keys=[_contact_key(d, extracted[d.id]) for d in ordered])
+            for delivery in ordered:
                 try:
                     _apply(
                         delivery,
@@ -270,25 +263,65 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
                 except Exception as exc:  # will not heal by retrying: record it for the user
                     _fail(delivery, exc)
     except RELEASING_ERRORS as exc:
-        for delivery in deliveries:
+        # Only the rows this transaction held: one handed to process_delivery is that task's now.
+        if work.is_contention(exc):  # lost a race with another transaction: again at once, for free
+            for delivery in ordered:
+                delivery_retry_now(delivery_id=delivery.id)
+            work.wake(work.DRAIN_DELIVERIES)
+            logger.info("A batch of %s deliveries lost a race (%s); it is taken again at once", len(ordered), exc)
+            return
+        for delivery in ordered:
             delivery_release(delivery_id=delivery.id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _contact_key(delivery: Delivery, extracted: Extracted) -> ContactKey:
+    emails = tuple(e for e in (extracted.email, extracted.previous_email) if e)
+    return ContactKey(
+        team_id=delivery.team_id, livemode=delivery.livemode, emails=emails, customer_id=extracted.customer_id
+    )
+
+
+def _in_lock_order(deliveries: list[Delivery], extracted: dict[int, Extracted]) -> list[Delivery]:
+    """The batch grouped by contact, groups in the order of their smallest key, each group in delivery order.
+    Deliveries that share an email or a Stripe customer are about one contact and keep their order; new
+    contacts are created in key order, the same in every batch."""
+    parent: dict[tuple, tuple] = {}
+
+    def root(key: tuple) -> tuple:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def keys(delivery: Delivery) -> list[tuple]:
+        found = extracted[delivery.id]
+        scope = (delivery.team_id, delivery.livemode)
+        emails = [("email", *scope, e.lower()) for e in (found.email, found.previous_email) if e]
+        return emails + ([("customer", *scope, found.customer_id)] if found.customer_id else [])
+
+    for delivery in deliveries:
+        first, *rest = keys(delivery) or [("delivery", delivery.id)]
+        for key in rest:
+            parent[root(key)] = root(first)
+    smallest: dict[tuple, tuple] = {}
+    for delivery in deliveries:
+        for key in keys(delivery) or [("delivery", delivery.id)]:
+            group = root(key)
+            smallest[group] = min(smallest.get(group, key), key)
+    position = {d.id: n for n, d in enumerate(deliveries)}
+
+    def order(delivery: Delivery) -> tuple:
+        first = (keys(delivery) or [("delivery", delivery.id)])[0]
+        return (smallest[root(first)], position[delivery.id])
+
+    return sorted(deliveries, key=order)
 
 
 def _look_up_later(delivery: Delivery) -> None:
     """Leave the claim to `process_delivery`, at once: its lease is over, so that task can take it (and the
     sweep, should the message be lost)."""
-    from .tasks import process_delivery  # the tasks module calls this one
-
     Delivery.objects.filter(id=delivery.id, status=Delivery.Status.PROCESSING).update(next_attempt_at=timezone.now())
-    transaction.on_commit(lambda: _enqueue_quietly(process_delivery, delivery.id))
-
-
-def _enqueue_quietly(task, delivery_id: int) -> None:
-    try:
-        task.delay(delivery_id)
-    except BrokerError as exc:
-        logger.warning("Broker unavailable; delivery %s is taken up by the next sweep: %s", delivery_id, exc)
+    work.enqueue_on_commit(work.PROCESS_DELIVERY, delivery.id)
 
 
 def _look_up_failed(delivery: Delivery, error: str) -> None:
@@ -329,10 +362,10 @@ def deliveries_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DR
         _process(deliveries)
         return True
 
-    return drain(
+    return work.drain(
         claim=lambda limit: deliveries_claim(limit=limit),
         process=process,
-        wake=deliveries_wake,
+        wake=partial(work.wake, work.DRAIN_DELIVERIES),
         batch_size=batch_size,
         budget_seconds=budget_seconds,
     )
@@ -359,23 +392,26 @@ def delivery_release(*, delivery_id: int, error: str) -> None:
         )
 
 
+def delivery_retry_now(*, delivery_id: int) -> None:
+    """After a deadlock or serialization failure, which is no fault of the delivery: `received` again and due
+    now, with the attempt it took given back."""
+    Delivery.objects.filter(id=delivery_id, status=Delivery.Status.PROCESSING).update(
+        status=Delivery.Status.RECEIVED, attempts=Greatest(F("attempts") - 1, 0), next_attempt_at=timezone.now()
+    )
+
+
 def deliveries_sweep() -> int:
     """Wake the drain for received rows whose wake-up was lost or whose backoff is over, and re-run
     claims whose worker died. Returns how many rows were due."""
-    from .tasks import process_delivery
-
     now = timezone.now()
     due = Delivery.objects.filter(next_attempt_at__lte=now)
     received = due.filter(status=Delivery.Status.RECEIVED).count()
     stale = list(due.filter(status=Delivery.Status.PROCESSING).values_list("id", flat=True)[:500])
     if received:
-        deliveries_wake()
+        work.wake(work.DRAIN_DELIVERIES)
     for delivery_id in stale:
-        try:
-            process_delivery.delay(delivery_id)
-        except BrokerError as exc:
-            logger.warning("Broker unavailable; stale delivery %s is retried at the next sweep: %s", delivery_id, exc)
-            break
+        if not work.enqueue(work.PROCESS_DELIVERY, delivery_id):
+            break  # the broker is down: the next sweep tries again
     return received + len(stale)
 
 
@@ -400,5 +436,5 @@ def delivery_replay(*, delivery: Delivery) -> str:
     Delivery.objects.filter(replayable, id=delivery.id).update(
         status=Delivery.Status.RECEIVED, ignored_reason="", attempts=0, next_attempt_at=timezone.now()
     )
-    transaction.on_commit(deliveries_wake)
+    work.wake_on_commit(work.DRAIN_DELIVERIES)
     return Delivery.Status.RECEIVED

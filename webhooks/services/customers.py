@@ -9,11 +9,11 @@ from django.db.models import Q
 
 from contacts.models import Contact
 
-from .models import Delivery
+from ..models import Delivery
+from ..stripe_api import StripeRefused, StripeUnavailable, charge_fetch, customer_fetch
+from ..stripe_events import Extracted
+from ..stripe_readers import ref, text
 from .receiving import email_valid
-from .stripe_api import StripeRefused, StripeUnavailable, charge_fetch, customer_fetch
-from .stripe_events import Extracted
-from .stripe_readers import ref, text
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Mailing list use cases of the app: a team's lists, and which of them a contact is on.
 
-The public API writes memberships through `services.contact_upsert`; the app's pages write through here.
+`contact_lists_change` is the one writer of memberships: the app's pages, the API's upsert and the Stripe
+sync's list for new contacts all go through it.
 """
 
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Team
 
-from .models import Contact, ListMembership, MailingList
+from ..models import Contact, ListMembership, MailingList
 
 NAME_TAKEN = "Your team already has a list with this name."
 
@@ -50,11 +51,19 @@ def contact_lists_set(*, contact: Contact, mailing_lists: Iterable[MailingList |
     the lists the contact is on afterwards."""
     wanted = {m.pk if isinstance(m, MailingList) else int(m) for m in mailing_lists}
     wanted = set(MailingList.objects.filter(team_id=contact.team_id, pk__in=wanted).values_list("pk", flat=True))
-    memberships = ListMembership.objects.filter(contact=contact)
-    memberships.exclude(mailing_list_id__in=wanted).delete()
-    have = set(memberships.values_list("mailing_list_id", flat=True))
+    have = set(ListMembership.objects.filter(contact=contact).values_list("mailing_list_id", flat=True))
+    contact_lists_change(contact=contact, join=wanted - have, leave=have - wanted)
+    return wanted
+
+
+def contact_lists_change(*, contact: Contact, join: Iterable[int] = (), leave: Iterable[int] = ()) -> None:
+    """The one writer of list memberships: the contact joins `join` and leaves `leave`, lists of its own team
+    (the callers check the ids). Joining twice, or leaving a list it is not on, changes nothing."""
+    leave = set(leave)
+    join = set(join) - leave
+    if leave:
+        ListMembership.objects.filter(contact=contact, mailing_list_id__in=leave).delete()
     ListMembership.objects.bulk_create(
-        [ListMembership(team_id=contact.team_id, mailing_list_id=pk, contact=contact) for pk in wanted - have],
+        [ListMembership(team_id=contact.team_id, mailing_list_id=pk, contact=contact) for pk in sorted(join)],
         ignore_conflicts=True,  # a concurrent save of the same contact added it already
     )
-    return wanted

@@ -13,11 +13,11 @@ from contacts.models import Contact, MailingList
 from contacts.services import contact_sync
 from loops.services import event_name_validate
 
-from . import samples
-from .models import Endpoint, EventSetting
+from .. import samples
+from ..models import Endpoint, EventSetting
+from ..stripe_api import api_key_validate
+from ..stripe_events import SUPPORTED_EVENTS
 from .receiving import Received, delivery_receive
-from .stripe_api import api_key_validate
-from .stripe_events import SUPPORTED_EVENTS
 
 # --- endpoints -----------------------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from django.utils.text import slugify
 from accounts.models import Team
 from contacts.models import Contact
 from contacts.services import contact_upsert
-from loopsync.wakeup import wake
+from loopsync import work
 
-from .models import Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
+from ..models import Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +120,8 @@ def run_start(*, loop: Loop, contact: Contact, event: Event | None) -> LoopRun |
             )
     except IntegrityError:
         return None
-    transaction.on_commit(runs_wake)
+    work.wake_on_commit(work.DRAIN_RUNS)
     return run
-
-
-def runs_wake() -> bool:
-    """Wake a worker to advance due runs (one pending wake-up however many runs start)."""
-    from .tasks import drain_runs
-
-    return wake(drain_runs, "runs")
 
 
 def runs_wake_waiting(*, contact: Contact, event_name: str) -> list[int]:
@@ -140,7 +133,7 @@ def runs_wake_waiting(*, contact: Contact, event_name: str) -> list[int]:
     )
     if ids:
         LoopRun.objects.filter(id__in=ids, status=LoopRun.Status.WAITING).update(next_due_at=timezone.now())
-        transaction.on_commit(runs_wake)
+        work.wake_on_commit(work.DRAIN_RUNS)
     return ids
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,12 +20,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from contacts.models import Contact
-from loopsync.drain import drain
+from contacts.models import STANDARD_FIELDS, Contact
+from loopsync import work
 
-from .models import Event, Loop, LoopRun, LoopStep
-from .rendering import RenderError, RenderTimeout
-from .sending import email_queue, emails_wake
+from ..models import Event, Loop, LoopRun, LoopStep
+from ..rendering import RenderError, RenderTimeout
+from .sending import email_queue
 
 logger = logging.getLogger(__name__)
 
@@ -59,32 +60,13 @@ def _drain_seconds(budget_seconds: float) -> float:
     return min(budget_seconds, settings.CELERY_TASK_SOFT_TIME_LIMIT / 6)
 
 
-def run_claim(*, run_id: int) -> bool:
-    now = timezone.now()
-    claimed = LoopRun.objects.filter(
-        id=run_id, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING], next_due_at__lte=now
-    ).update(next_due_at=now + RUN_LEASE)
-    return claimed == 1
-
-
 def runs_claim(*, limit: int = BATCH_SIZE) -> list[int]:
     """Take up to `limit` due runs, skipping rows other workers are taking. In the order they fell due,
     which is the order they are advanced in: a run put back, or continued later, waits its turn."""
     now = timezone.now()
-    with transaction.atomic():
-        due = LoopRun.objects.select_for_update(skip_locked=True).filter(
-            status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING], next_due_at__lte=now
-        )
-        run_ids = list(due.order_by("next_due_at", "id").values_list("id", flat=True)[:limit])
-        LoopRun.objects.filter(id__in=run_ids).update(next_due_at=now + RUN_LEASE)
-    return run_ids
-
-
-def run_advance(*, run_id: int) -> LoopRun | None:
-    """Claim the run and execute its due steps. None when it was not due or another worker has it."""
-    if not run_claim(run_id=run_id):
-        return None
-    return _advance_batch([run_id])[0]
+    due = LoopRun.objects.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING], next_due_at__lte=now)
+    claimed = work.claim(due, order_by=["next_due_at", "id"], limit=limit, values={"next_due_at": now + RUN_LEASE})
+    return [run.id for run in claimed]
 
 
 def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -> list[LoopRun]:
@@ -110,22 +92,18 @@ def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -
                 break
             advanced.append(_advance_loaded(run, steps[run.loop_id]))
         if any(step.kind == LoopStep.Kind.EMAIL for run in advanced for step in steps[run.loop_id]):
-            transaction.on_commit(emails_wake)  # once for the batch: the sender drains what it queued
+            work.wake_on_commit(work.DRAIN_EMAILS)  # once for the batch: the sender drains what it queued
     _recheck_waits(advanced)
     return advanced
 
 
 def _wake_runs() -> None:
-    from .services import runs_wake
-
-    runs_wake()
+    work.wake(work.DRAIN_RUNS)
 
 
 def _recheck_waits(runs: list[LoopRun]) -> None:
     """An event committed while these runs were being advanced was invisible to them, and its wake-up
     saw them not yet waiting: look again now that they are, so it is not missed until the timeout."""
-    from .services import runs_wake
-
     woken = [
         run.id
         for run in runs
@@ -133,7 +111,7 @@ def _recheck_waits(runs: list[LoopRun]) -> None:
     ]
     if woken:
         LoopRun.objects.filter(id__in=woken, status=LoopRun.Status.WAITING).update(next_due_at=timezone.now())
-        transaction.on_commit(runs_wake)
+        work.wake_on_commit(work.DRAIN_RUNS)
 
 
 def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
@@ -190,32 +168,47 @@ def _render_retry(run_id: int, position: int, exc: RenderTimeout) -> LoopRun:
     return run
 
 
+def runs_release(*, run_ids: list[int], due_at) -> int:
+    """Put claimed runs back, due at `due_at`, one row per statement: a release holds no lock while it waits
+    for one, so it can never be one side of a deadlock (with the wake-ups of runs_wake_waiting, say) and
+    strand the batch under its lease. Returns how many were put back; a run that is not found, or a database
+    that is down, is left to its lease."""
+    released = 0
+    active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
+    for run_id in sorted(run_ids):
+        try:
+            released += LoopRun.objects.filter(id=run_id, status__in=active).update(next_due_at=due_at)
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("Runs not released (%s); their lease of %s ends the claim: %s", run_ids, RUN_LEASE, exc)
+            break
+    return released
+
+
 def runs_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DRAIN_BUDGET_SECONDS) -> int:
     """Advance due runs batch by batch, each batch in one transaction with a savepoint per run."""
-    from .services import runs_wake
 
     def process(run_ids: list[int]) -> bool:
         try:
             _advance_batch(run_ids)
-        except (OperationalError, InterfaceError):
-            active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
-            LoopRun.objects.filter(id__in=run_ids, status__in=active).update(
-                next_due_at=timezone.now() + TEMPORARY_RETRY
-            )
-            raise
         except SoftTimeLimitExceeded:
             # The task's time limit (CELERY_TASK_SOFT_TIME_LIMIT) undid the batch's transaction: its runs
             # are due again now rather than when their lease runs out. Advancing a run twice is harmless
             # (a step's email is unique per run and step), so releasing a batch that did commit is too.
-            active = [LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]
-            LoopRun.objects.filter(id__in=run_ids, status__in=active).update(next_due_at=timezone.now())
+            runs_release(run_ids=run_ids, due_at=timezone.now())
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            if work.is_contention(exc):  # lost a race with another transaction: again at once
+                runs_release(run_ids=run_ids, due_at=timezone.now())
+                logger.info("A batch of %s runs lost a race (%s); it is taken again at once", len(run_ids), exc)
+                return True
+            runs_release(run_ids=run_ids, due_at=timezone.now() + TEMPORARY_RETRY)
             raise
         return True
 
-    return drain(
+    return work.drain(
         claim=lambda limit: runs_claim(limit=limit),
         process=process,
-        wake=runs_wake,
+        wake=partial(work.wake, work.DRAIN_RUNS),
         batch_size=batch_size,
         budget_seconds=_drain_seconds(budget_seconds),
     )
@@ -281,7 +274,7 @@ def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
             arrived = _event_arrived(run, step.wait_event_name)
             if run.wait_until is None and not arrived:
                 return _wait(run, step, now + step.delay, "waiting for event", waiting_for=step.wait_event_name)
-            if not arrived and now < run.wait_until:
+            if not arrived and run.wait_until is not None and now < run.wait_until:
                 run.next_due_at = run.wait_until
                 return None
             then = step.on_event if arrived else step.on_timeout
@@ -307,28 +300,23 @@ def _event_arrived(run: LoopRun, name: str) -> bool:
     happened at their source, not when they reached us: Stripe delivers out of order, and a payment
     made after the failure must stop the reminder even when it was processed first. (Events during an
     earlier timer count: "no payment since the failure" is what a dunning loop asks.)"""
-    since = run.event.occurred_at if run.event_id else run.created_at
+    event = run.event  # None for a run not started by an event (no query then)
+    since = event.occurred_at if event is not None else run.created_at
     arrived = Event.objects.filter(contact_id=run.contact_id, name=name, occurred_at__gte=since)
-    return arrived.exclude(id=run.event_id).exists()
+    if event is not None:
+        arrived = arrived.exclude(id=event.id)
+    return arrived.exists()
 
 
-CONTACT_FIELDS = {
-    "email",
-    "first_name",
-    "last_name",
-    "source",
-    "subscribed",
-    "user_group",
-    "user_id",
-    "stripe_customer_id",
-}
+# What a step's filter reads from the contact itself; any other name is a custom property.
+FILTER_FIELDS = {*STANDARD_FIELDS.values(), "stripe_customer_id"}
 
 
 def _field_value(contact: Contact, field: str) -> Any:
     field = field.strip()
     if field.startswith("properties."):
         return (contact.properties or {}).get(field.removeprefix("properties."))
-    if field in CONTACT_FIELDS:
+    if field in FILTER_FIELDS:
         return getattr(contact, field)
     return (contact.properties or {}).get(field)
 

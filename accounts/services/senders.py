@@ -16,10 +16,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
-from .dns_lookup import LookupFailed, txt_records
-from .models import SenderDomain, Team
+from loopsync import work
+
+from ..dns_lookup import LookupFailed, txt_records
+from ..models import SenderDomain, Team
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +133,8 @@ def sender_domain_check_request(*, sender_domain: SenderDomain) -> SenderDomain:
 
 
 def _check_enqueue(sender_domain_id: int) -> None:
-    # The task calls this module's services, so it is imported here rather than at the top.
-    from .tasks import check_sender_domain
-
-    try:
-        check_sender_domain.delay(sender_domain_id)
-    except BrokerError as exc:
+    if not work.enqueue(work.CHECK_SENDER_DOMAIN, sender_domain_id):
         # Nothing will answer this claim: say so now rather than leave the domain "Checking…".
-        logger.warning("Broker unavailable; sender domain %s was not checked: %s", sender_domain_id, exc)
         SenderDomain.objects.filter(pk=sender_domain_id, check_pending=True).update(
             check_pending=False,
             last_error="The check could not start (the task queue is unavailable); try again later.",
@@ -177,5 +172,5 @@ def sender_domain_verify(*, sender_domain: SenderDomain) -> SenderDomain:
 
 
 def sender_domain_delete(*, sender_domain: SenderDomain) -> None:
-    """Emails already set to send from this domain fall back to the default sender (loops.sending)."""
+    """Emails already set to send from this domain fall back to the default sender (loops.services.sending)."""
     sender_domain.delete()

@@ -1,0 +1,112 @@
+"""Editing a contact in the app: saving the form's fields and lists, subscribing, deleting."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Team
+
+from ..models import Contact, MailingList, UnsubscribedBy
+from ..signals import contact_created
+from .lists import contact_lists_set
+from .properties import property_values_clean
+
+SOURCE_APP = "Added in the app"
+
+
+EMAIL_TAKEN = "A contact with this email is already in your audience."
+
+
+def contact_save(
+    *,
+    team: Team,
+    contact: Contact,
+    properties: dict[str, Any],
+    mailing_lists: Iterable[MailingList | int] | None = None,
+    was_subscribed: bool = True,
+) -> Contact:
+    """Create or update a contact edited in the app, with its custom properties and (unless None) exactly these
+    mailing lists: all of it, or nothing. `was_subscribed` is what the editor showed, so that a change says
+    who unsubscribed. Raises ValidationError by field: `properties` when the team's property cap was reached
+    since the form's check, `email` when another contact took the address meanwhile."""
+    contact.team = team
+    created = contact.pk is None
+    contact.properties = properties or {}
+    if created and not contact.source:  # the admin's form may name one
+        contact.source = SOURCE_APP
+    if was_subscribed and not contact.subscribed:
+        contact.unsubscribed_by, contact.unsubscribed_at = Contact.UnsubscribedBy.TEAM, timezone.now()
+    elif contact.subscribed and not was_subscribed:  # the form refuses this for a contact who used the link
+        contact.unsubscribed_by, contact.unsubscribed_at = "", None
+    with transaction.atomic():
+        try:  # typed and declared like the API's (the form checked them; this declares the new ones)
+            property_values_clean(team=team, values=contact.properties)
+        except ValidationError as exc:
+            raise ValidationError({"properties": exc.messages}) from None
+        try:
+            with transaction.atomic():
+                contact.save()
+        except IntegrityError:
+            raise ValidationError({"email": EMAIL_TAKEN}) from None
+        if mailing_lists is not None:
+            contact_lists_set(contact=contact, mailing_lists=mailing_lists)
+        if created:
+            contact_created.send(sender=Contact, contact=contact)
+    return contact
+
+
+class ResubscribeRefused(ValidationError):
+    """The contact unsubscribed with the link in an email: only they (or the API's suppression removal,
+    with its quota) can undo it."""
+
+
+# Whom a team member may resubscribe from the Audience page: only a contact a team member or the API
+# unsubscribed. One who used the link, or whose unsubscribe was never attributed (before LoopSync recorded
+# who did it), can resubscribe only themselves, or through the API's suppression removal.
+RESUBSCRIBABLE_BY_TEAM = (UnsubscribedBy.TEAM, UnsubscribedBy.API)
+
+
+def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str) -> Contact:
+    """Subscribe or unsubscribe, recording who did it (`UnsubscribedBy`). A team member cannot resubscribe a
+    contact who unsubscribed with the link (`ResubscribeRefused`); Loops has the same rule. The contact itself
+    (`LINK`) and the API's suppression removal (`API`) can. Each change is one conditional UPDATE, so a link
+    unsubscribe arriving at the same moment is never overwritten by a team member's resubscribe."""
+    now = timezone.now()
+    rows = Contact.objects.filter(pk=contact.pk)
+    if subscribed:
+        if by == UnsubscribedBy.TEAM:
+            rows = rows.filter(Q(subscribed=True) | Q(unsubscribed_by__in=RESUBSCRIBABLE_BY_TEAM))
+        changes = {"subscribed": True, "unsubscribed_by": "", "unsubscribed_at": None}
+    else:  # already unsubscribed: who did it first, and when, stays
+        rows = rows.filter(subscribed=True)
+        changes = {"subscribed": False, "unsubscribed_by": by, "unsubscribed_at": now}
+    if rows.update(**changes, updated_at=now) == 1:
+        for field, value in changes.items():
+            setattr(contact, field, value)
+        return contact
+    contact.refresh_from_db(fields=["subscribed", "unsubscribed_by", "unsubscribed_at"])
+    if subscribed and resubscribe_refused(contact):
+        raise ResubscribeRefused(RESUBSCRIBE_REFUSED)
+    return contact
+
+
+RESUBSCRIBE_REFUSED = (
+    "This contact unsubscribed with the link in an email (or before LoopSync recorded who did it), so only "
+    "they can resubscribe, from that link. Loops has the same rule."
+)
+
+
+def resubscribe_refused(contact: Contact) -> bool:
+    """True when a team member may not resubscribe this contact (see RESUBSCRIBABLE_BY_TEAM)."""
+    return not contact.subscribed and contact.unsubscribed_by not in RESUBSCRIBABLE_BY_TEAM
+
+
+def contact_delete(*, contact: Contact) -> None:
+    contact.delete()
+
+
+# --- the public API's writes (Loops-compatible) ----------------------------------------------------
