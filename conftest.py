@@ -138,6 +138,14 @@ def as_admin(client, team_admin):
 
 
 @pytest.fixture
+def superuser_client(client):
+    """Logged in to the Django admin."""
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw-root-123456")
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
 def outsider(other_team):
     user = get_user_model().objects.create_user("outsider", "outsider@globex.test", "pw-outsider-123")
     membership_add(team=other_team, user=user, role=Membership.Role.OWNER)

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from contacts.models import Contact, ContactProperty
 from loops.models import Loop, LoopRun, LoopStep
@@ -11,13 +10,6 @@ from loops.services import loop_activate
 
 pytestmark = pytest.mark.django_db
 ADD = "/admin/contacts/contact/add/"
-
-
-@pytest.fixture
-def superuser_client(client):
-    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw-root-123456")
-    client.force_login(admin)
-    return client
 
 
 def _add(client, team, **fields):

@@ -2,19 +2,11 @@
 adding, removing or reordering, and what it saves takes the services' checks."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from loops.models import LoopStep
 from loops.services import loop_pause
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def superuser_client(client):
-    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw-root-123456")
-    client.force_login(admin)
-    return client
 
 
 def _change_page(client, loop) -> str:

@@ -244,9 +244,9 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
         for delivery in customers_unknown(deliveries=deliveries, extracted=extracted, api_keys=api_keys):
             _look_up_later(delivery)
             del extracted[delivery.id]
-    # In lock order: every contact the batch can match is locked first, in id order; new contacts are then
-    # created in the order of their keys. So two batches never wait on each other in a circle.
-    ordered = _in_lock_order([d for d in deliveries if d.id in extracted], extracted)
+    # contacts_lock takes every lock the batch needs first, in one global order (see there), so the batch keeps
+    # its delivery order and still never waits on another in a circle.
+    ordered = [d for d in deliveries if d.id in extracted]
     try:
         with transaction.atomic():
             contacts_lock(keys=[_contact_key(d, extracted[d.id]) for d in ordered])
@@ -280,41 +280,6 @@ def _contact_key(delivery: Delivery, extracted: Extracted) -> ContactKey:
     return ContactKey(
         team_id=delivery.team_id, livemode=delivery.livemode, emails=emails, customer_id=extracted.customer_id
     )
-
-
-def _in_lock_order(deliveries: list[Delivery], extracted: dict[int, Extracted]) -> list[Delivery]:
-    """The batch grouped by contact, groups in the order of their smallest key, each group in delivery order.
-    Deliveries that share an email or a Stripe customer are about one contact and keep their order; new
-    contacts are created in key order, the same in every batch."""
-    parent: dict[tuple, tuple] = {}
-
-    def root(key: tuple) -> tuple:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    def keys(delivery: Delivery) -> list[tuple]:
-        found = extracted[delivery.id]
-        scope = (delivery.team_id, delivery.livemode)
-        emails = [("email", *scope, e.lower()) for e in (found.email, found.previous_email) if e]
-        return emails + ([("customer", *scope, found.customer_id)] if found.customer_id else [])
-
-    for delivery in deliveries:
-        first, *rest = keys(delivery) or [("delivery", delivery.id)]
-        for key in rest:
-            parent[root(key)] = root(first)
-    smallest: dict[tuple, tuple] = {}
-    for delivery in deliveries:
-        for key in keys(delivery) or [("delivery", delivery.id)]:
-            group = root(key)
-            smallest[group] = min(smallest.get(group, key), key)
-    position = {d.id: n for n, d in enumerate(deliveries)}
-
-    def order(delivery: Delivery) -> tuple:
-        first = (keys(delivery) or [("delivery", delivery.id)])[0]
-        return (smallest[root(first)], position[delivery.id])
-
-    return sorted(deliveries, key=order)
 
 
 def _look_up_later(delivery: Delivery) -> None:
