@@ -15,7 +15,10 @@ import pytest
 import stripe
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.handlers.wsgi import WSGIRequest
 from django.db import connection
+from django.http import HttpResponse
+from django.test.client import Client, ClientHandler
 
 from accounts.models import Membership
 from accounts.services import membership_add, team_create
@@ -172,6 +175,51 @@ def livemode(body: str, live: bool = True) -> str:
     payload = json.loads(body)
     payload["livemode"] = live
     return json.dumps(payload)
+
+
+class ProductionHandler(ClientHandler):
+    """Django's test handler behind the production WSGI application's webhook path (webhooks/wsgi.py): a POST
+    to a receive URL is answered by `StripeWebhooks`, as gunicorn serves it; the rest goes to Django."""
+
+    def __call__(self, environ):
+        from webhooks.wsgi import StripeWebhooks
+
+        passed: list[bool] = []
+        answered: dict = {}
+
+        def django(env, start_response):
+            passed.append(True)
+            return []
+
+        def start_response(status, headers, exc_info=None):
+            answered.update(status=int(status.split()[0]), headers=headers)
+
+        body = b"".join(StripeWebhooks(django)(environ, start_response))
+        if passed:
+            return super().__call__(environ)
+        response = HttpResponse(body, status=answered["status"])
+        for name, value in answered["headers"]:
+            response[name] = value
+        response.wsgi_request = WSGIRequest(environ)
+        return response
+
+
+class ProductionClient(Client):
+    def __init__(self, **defaults):
+        super().__init__(**defaults)
+        self.handler = ProductionHandler(enforce_csrf_checks=False)
+
+
+@pytest.fixture
+def client():
+    """The test client, with webhooks answered by the WSGI fast path as in production (ProductionHandler)."""
+    return ProductionClient()
+
+
+@pytest.fixture
+def django_view_client():
+    """Django's own test client: webhooks reach the view (webhooks.views.stripe_receive), as under ASGI."""
+    return Client()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ exhaust the stack.
 
 import json
 import math
+import re
 from typing import Any
 
 # Deep enough for any Stripe event (expanded objects nest about ten levels).
@@ -50,11 +51,43 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise UnsafeJSON("The body is not UTF-8 text.") from None
     except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
         raise UnsafeJSON(f"Not valid JSON: {exc}".split(": line")[0]) from None
-    found = find(value, max_depth=max_depth)
+    if _escapes_or_surrogates(data):
+        found = find(value, max_depth=max_depth)
+    elif _brackets(data) <= max_depth:  # fewer containers than the depth allowed: nothing to check
+        found = None
+    else:  # no string can hold a NUL or a lone surrogate: only the nesting is left to check, a faster walk
+        found = ("", _nested(max_depth)) if depth_exceeds(value, max_depth) else None
     if found is not None:
         path, reason = found
         raise UnsafeJSON(f"{path}: {reason}" if path else reason)
     return value
+
+
+# \u0000 and the surrogates \ud800–\udfff (an escaped backslash before one only costs the full check).
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _escapes_or_surrogates(data: str | bytes) -> bool:
+    """Whether a string parsed from `data` may hold a NUL or a lone surrogate. JSON text has no raw NUL in a
+    string (json.loads refuses control characters), so only a \\u0000 or \\ud800–\\udfff escape, or a str that
+    already holds a surrogate, can bring one in. Bytes may be UTF-16, where json.loads lets surrogates through:
+    always checked."""
+    if isinstance(data, bytes):
+        return True
+    if _RISKY_ESCAPE.search(data):
+        return True
+    try:
+        data.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _brackets(data: str | bytes) -> int:
+    """How many containers the JSON text can hold at most (a bracket inside a string counts too)."""
+    if isinstance(data, bytes):
+        return data.count(b"{") + data.count(b"[")
+    return data.count("{") + data.count("[")
 
 
 def _printable(key: Any) -> str:
@@ -103,11 +136,13 @@ def find(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
 
 def depth_exceeds(value: Any, max_depth: int) -> bool:
     """Whether `value` nests lists and objects more than `max_depth` levels deep."""
+    if not isinstance(value, dict | list):
+        return False
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > max_depth:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        if depth > max_depth:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False

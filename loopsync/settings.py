@@ -285,6 +285,11 @@ if LIQUID_RENDER_TIMEOUT * 20 > CELERY_TASK_SOFT_TIME_LIMIT:  # one render may t
 # Webhooks
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 WEBHOOK_DEFAULT_TOLERANCE_SECONDS = 300
+# Each web process keeps the endpoints it receives for in memory, asking the database at most once per endpoint
+# per ENDPOINT_CACHE_SECONDS: a disabled or deleted endpoint, a new secret or a type ticked off takes effect in
+# every process within that time (at once in the process that saved it).
+ENDPOINT_CACHE_SECONDS = 0.5
+ENDPOINT_CACHE_SIZE = 10_000  # endpoints (and unknown UUIDs) remembered per process
 
 # Public API (/api/v1/, Loops-compatible)
 REST_FRAMEWORK = {

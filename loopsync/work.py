@@ -16,7 +16,9 @@ committed before a wake is always seen by a task that starts after it, while a b
 webhooks publishes a handful of tasks instead of a thousand.
 """
 
+import atexit
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -176,6 +178,79 @@ def wake_on_commit(name: str) -> None:
     transaction.on_commit(partial(wake, name))
 
 
+class _Coalescer:
+    """This process's wake-ups, sent from a thread of its own at most once per name per WAKE_INTERVAL_SECONDS.
+
+    A web process receiving a burst of webhooks asks for a drain with every one; the thread sends the first at
+    once and gathers what comes in the next interval into one more, so a burst costs one Redis call per process
+    per interval instead of one per request, and no request waits on Redis. Each ask is followed by a `wake`
+    that starts after it (the pending mark then guarantees a drain sees the row). Started in the process that
+    asks first (after a fork, anew); what is still gathered at exit is sent then."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._names: set[str] = set()
+        self._asked = threading.Event()
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()  # one flush at a time: a flush returns once what it saw is sent
+        self._pid = 0
+        os.register_at_fork(after_in_child=self._forked)
+        atexit.register(self.flush)
+
+    def _forked(self) -> None:
+        self._names, self._asked, self._pid = set(), threading.Event(), 0
+        self._lock, self._sending = threading.Lock(), threading.Lock()
+
+    def ask(self, name: str) -> None:
+        with self._lock:
+            self._names.add(name)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="loopsync-wake", daemon=True).start()
+        self._asked.set()
+
+    def flush(self) -> None:
+        """Send what is gathered, now, in this thread (after a flush under way in another has sent its own)."""
+        with self._sending:
+            self._asked.clear()
+            with self._lock:
+                names, self._names = self._names, set()
+            for name in sorted(names):
+                try:
+                    wake(name)
+                except Exception:  # the thread must live on: the sweeps make up for a wake-up lost here
+                    logger.exception("Waking %s failed", name)
+
+    def _run(self) -> None:
+        while True:
+            self._asked.wait()
+            self.flush()
+            time.sleep(self.interval)
+
+
+WAKE_INTERVAL_SECONDS = 0.2
+_coalescer = _Coalescer(WAKE_INTERVAL_SECONDS)
+
+
+def wake_soon(name: str) -> None:
+    """Wake the drain `name` within WAKE_INTERVAL_SECONDS, coalesced with this process's other asks (see
+    `_Coalescer`); for a path as hot as receiving webhooks. Call it after the work is committed. Without a
+    broker (tasks run in-process) it wakes at once, here."""
+    if app.conf.task_always_eager:
+        wake(name)
+    else:
+        _coalescer.ask(name)
+
+
+def wakes_flush() -> None:
+    """Send this process's gathered wake-ups now and return once they are sent (tests, and before a fork)."""
+    _coalescer.flush()
+
+
+def wake_soon_on_commit(name: str) -> None:
+    transaction.on_commit(partial(wake_soon, name))
+
+
 def enqueue_on_commit(name: str, *args: Any) -> None:
     transaction.on_commit(partial(enqueue, name, *args))
 
@@ -235,20 +310,29 @@ def drain(
     wake: Callable[[], object],
     batch_size: int,
     budget_seconds: float,
+    linger_seconds: float = 0.0,
 ) -> int:
     """Claim and process batches until a claim comes back empty. A full batch wakes another worker to share
     what is left; past the time budget this one hands over to a fresh task, so other work queued behind it
     gets a turn. `process` returns False to stop early (a temporary failure). Returns how many items were
-    claimed."""
+    claimed.
+
+    `linger_seconds`: after a batch that was not full, wait this long before the next claim, so that work
+    arriving as a trickle (webhooks while they are received) is taken in batches worth their fixed cost
+    rather than a few rows at a time; the first batch is never delayed."""
     started = time.monotonic()
     done = 0
+    lingering = False
     while True:
+        if lingering:
+            time.sleep(linger_seconds)
         batch = claim(batch_size)
         if not batch:
             return done
         if len(batch) == batch_size:
             wake()
         done += len(batch)
+        lingering = linger_seconds > 0 and len(batch) < batch_size
         if not process(batch):
             return done
         if time.monotonic() - started > budget_seconds:

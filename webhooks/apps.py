@@ -5,8 +5,11 @@ class WebhooksConfig(AppConfig):
     name = "webhooks"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         from loops.triggers import TriggerSource, trigger_source_register
 
+        from .models import Endpoint, EventSetting
         from .selectors import stripe_types_firing, stripe_types_suggesting, trigger_names_configured
         from .stripe_events import SUPPORTED_EVENTS
 
@@ -20,3 +23,15 @@ class WebhooksConfig(AppConfig):
                 suggesting=lambda name: [s.label for s in stripe_types_suggesting(name)],
             ),
         )
+
+        # The receive path's cache of endpoints (services.receiving), as django.contrib.sites clears its own: any
+        # saved or deleted endpoint or type setting, from the app, the admin or a shell, is read afresh here.
+        for model in (Endpoint, EventSetting):
+            for signal in (post_save, post_delete):
+                signal.connect(_forget_endpoints, sender=model, dispatch_uid=f"endpoints_forget:{model.__name__}")
+
+
+def _forget_endpoints(**kwargs: object) -> None:
+    from .services.receiving import endpoints_forget
+
+    endpoints_forget()

@@ -33,11 +33,14 @@ from .properties import (
 from .syncing import (
     SOURCE_STRIPE,
     ContactKey,
+    SyncItem,
     SyncResult,
     contact_for_customer,
     contact_for_stripe,
     contact_sync,
+    contact_sync_item,
     contacts_lock,
+    contacts_sync,
     name_split,
 )
 from .upserting import (
@@ -58,6 +61,7 @@ __all__ = [
     "SOURCE_API",
     "SOURCE_APP",
     "SOURCE_STRIPE",
+    "SyncItem",
     "SyncResult",
     "contact_delete",
     "contact_for_customer",
@@ -68,8 +72,10 @@ __all__ = [
     "contact_save",
     "contact_set_subscribed",
     "contact_sync",
+    "contact_sync_item",
     "contact_upsert",
     "contacts_lock",
+    "contacts_sync",
     "mailing_list_create",
     "mailing_list_delete",
     "mailing_list_update",

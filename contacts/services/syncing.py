@@ -1,5 +1,6 @@
 """Syncing a contact from Stripe: matched by email, by the email it moved from, or by its Stripe customer."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from accounts.models import Team
 
 from ..billing import BillingUpdate, billing_fold
 from ..models import Contact
-from ..signals import contact_created
+from ..signals import contact_created, contacts_created
 from .lists import contact_lists_change
 
 SOURCE_STRIPE = "Stripe webhook"
@@ -99,13 +100,7 @@ def contact_sync(
                 contact_created.send(sender=Contact, contact=contact)
                 return SyncResult(contact=contact, created=True, applied=True)
 
-        newer = not _is_older(event_created, contact)
-        _apply(contact, first_name, "first_name", replace=newer)
-        _apply(contact, last_name, "last_name", replace=newer)
-        _apply(contact, stripe_customer_id, "stripe_customer_id", replace=newer)
-        if newer and event_created is not None:
-            contact.stripe_event_created = event_created
-        billing_fold(contact, billing, billing_at)
+        newer = _fold(contact, first_name, last_name, stripe_customer_id, event_created, billing, billing_at)
         contact.save()
         return SyncResult(contact=contact, created=False, applied=newer)
 
@@ -121,8 +116,7 @@ def _match(
        retried it late): it belongs to the contact that moved on, not to a new one at the old address.
     """
     keys = {email.lower()}
-    moving = bool(previous_email) and previous_email.lower() != email.lower()
-    if moving:
+    if previous_email and previous_email.lower() != email.lower():
         keys.add(previous_email.lower())
     matches = Q(email_lower__in=keys)
     if customer_id:
@@ -133,7 +127,16 @@ def _match(
         .filter(matches, team=team, livemode=livemode)
         .order_by("id")
     )
-    by_email = {c.email_lower: c for c in candidates}
+    return _choose(candidates, email, previous_email, customer_id, event_created)
+
+
+def _choose(
+    candidates: Sequence[Contact], email: str, previous_email: str, customer_id: str, event_created: datetime | None
+) -> Contact | None:
+    """`_match`'s choice among the contacts its keys found (of one team and mode), in memory: also what a batch
+    (`contacts_sync`) does with the contacts it locked."""
+    moving = bool(previous_email) and previous_email.lower() != email.lower()
+    by_email = {_lower(c): c for c in candidates}
     if email.lower() in by_email:
         return by_email[email.lower()]
     if moving and previous_email.lower() in by_email:
@@ -152,6 +155,32 @@ def _match(
         if _is_older(event_created, latest):
             return latest
     return None
+
+
+def _lower(contact: Contact) -> str:
+    """The contact's email as the database lowers it, when the query gave it (`email_lower`)."""
+    return getattr(contact, "email_lower", None) or contact.email.lower()
+
+
+def _fold(
+    contact: Contact,
+    first_name: str,
+    last_name: str,
+    customer_id: str,
+    event_created: datetime | None,
+    billing: tuple[BillingUpdate, ...] | list[BillingUpdate],
+    billing_at: int,
+) -> bool:
+    """Apply one event to a matched contact in memory (the caller saves); False when the event was older than
+    what the contact holds, and only filled what was empty."""
+    newer = not _is_older(event_created, contact)
+    _apply(contact, first_name, "first_name", replace=newer)
+    _apply(contact, last_name, "last_name", replace=newer)
+    _apply(contact, customer_id, "stripe_customer_id", replace=newer)
+    if newer and event_created is not None:
+        contact.stripe_event_created = event_created
+    billing_fold(contact, billing, billing_at)
+    return newer
 
 
 def _is_older(event_created: datetime | None, contact: Contact) -> bool:
@@ -192,26 +221,26 @@ class ContactKey:
     customer_id: str = ""
 
 
-def contacts_lock(*, keys: list[ContactKey]) -> None:
+def contacts_lock(*, keys: list[ContactKey]) -> list[Contact]:
     """Lock every existing contact these keys can match, in id order, in one statement (FOR NO KEY UPDATE,
-    which leaves the foreign-key checks of other inserts free to go on). Called first in a batch's
-    transaction: two batches that each take all their locks up front, in the same order, cannot deadlock
-    over contacts, whatever order their deliveries came in. On PostgreSQL the emails are locked first (advisory
-    locks, in sorted order), so creating the same new contacts cannot deadlock either. The later look-ups of
-    each event lock the same rows again, at no cost."""
+    which leaves the foreign-key checks of other inserts free to go on), and return them. Called first in a
+    batch's transaction: two batches that each take all their locks up front, in the same order, cannot
+    deadlock over contacts, whatever order their deliveries came in. On PostgreSQL the emails are locked first
+    (advisory locks, in sorted order), so creating the same new contacts cannot deadlock either. A later
+    look-up of one event locks the same rows again, at no cost."""
     groups: dict[tuple[int, bool], tuple[set[str], set[str]]] = {}
     for key in keys:
         emails, customers = groups.setdefault((key.team_id, key.livemode), (set(), set()))
         emails.update(email.strip().lower() for email in key.emails if email)
         if key.customer_id:
             customers.add(key.customer_id)
+    if not groups:
+        return []
     matches = Q(pk__in=[])
     for (team_id, livemode), (emails, customers) in groups.items():
         matches |= Q(team_id=team_id, livemode=livemode) & (
             Q(email_lower__in=emails) | Q(stripe_customer_id__in=customers)
         )
-    if not groups:
-        return
     if connection.vendor == "postgresql":
         # The addresses new contacts may be inserted under, locked in one global order before any row: two
         # batches creating the same contacts wait for each other here, not on the unique index in opposite
@@ -223,8 +252,114 @@ def contacts_lock(*, keys: list[ContactKey]) -> None:
                 "(SELECT hashtextextended(k, 0) AS h FROM unnest(%s::text[]) AS k ORDER BY k) AS ordered",
                 [names],
             )
-    locked = Contact.objects.select_for_update(no_key=True).alias(email_lower=Lower("email")).filter(matches)
-    list(locked.order_by("id").values_list("id", flat=True))
+    locked = Contact.objects.select_for_update(no_key=True).annotate(email_lower=Lower("email")).filter(matches)
+    return list(locked.order_by("id"))
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    """One Stripe event's contact, for `contacts_sync`: what `contact_sync` takes, with an email and no move."""
+
+    team_id: int
+    livemode: bool
+    email: str
+    full_name: str = ""
+    customer_id: str = ""
+    event_created: datetime | None = None
+    new_user_group: str = ""
+    new_list_id: int | None = None
+    billing: tuple[BillingUpdate, ...] = ()
+
+
+def contact_sync_item(*, item: SyncItem, previous_email: str = "") -> SyncResult:
+    """`contact_sync` for one SyncItem (the one-by-one path of a batch), with the email it moved from."""
+    return contact_sync(
+        team=Team(id=item.team_id),
+        livemode=item.livemode,
+        email=item.email,
+        full_name=item.full_name,
+        stripe_customer_id=item.customer_id,
+        event_created=item.event_created,
+        previous_email=previous_email,
+        new_user_group=item.new_user_group,
+        new_list_id=item.new_list_id,
+        billing=item.billing,
+    )
+
+
+# What an event can change on an existing contact (`_fold`).
+_SYNCED_FIELDS = ["first_name", "last_name", "stripe_customer_id", "stripe_event_created", "stripe_billing"]
+
+
+def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncResult]:
+    """`contact_sync` for a batch, in a few statements: each item, in order, is matched among `locked` (what
+    `contacts_lock` returned for these items' keys, in this transaction) and the contacts created by the items
+    before it, exactly as `contact_sync` matches, creates and applies it; then the new contacts are inserted in
+    one statement, the changed ones updated in one more, and `contacts_created` is sent once. Items whose email
+    is moving (a previous email) take `contact_sync`. A unique violation (another writer created one of these
+    contacts meanwhile: only the drains take the advisory locks) raises IntegrityError: the caller's savepoint
+    undoes the batch, which it then gives to `contact_sync` one by one."""
+    by_email: dict[tuple[int, bool, str], Contact] = {}
+    by_customer: dict[tuple[int, bool, str], list[Contact]] = {}
+
+    def index(contact: Contact) -> None:
+        by_email[(contact.team_id, contact.livemode, _lower(contact))] = contact
+        if contact.stripe_customer_id:
+            by_customer.setdefault((contact.team_id, contact.livemode, contact.stripe_customer_id), []).append(contact)
+
+    for existing in locked:
+        index(existing)
+    created: dict[int, Contact] = {}  # by id(): a new contact, inserted at the end in its final state
+    new_lists: dict[int, int] = {}  # by id(): the list a new contact joins
+    changed: dict[int, Contact] = {}  # by pk
+    results = []
+    now = timezone.now()
+    for item in items:
+        email = item.email.strip()
+        first_name, last_name = name_split(item.full_name)
+        first_name, last_name = first_name[:150], last_name[:150]
+        billing_at = int(item.event_created.timestamp()) if item.event_created else int(now.timestamp())
+        group = (item.team_id, item.livemode)
+        candidates = [c for c in (by_email.get((*group, email.lower())),) if c is not None]
+        candidates += by_customer.get((*group, item.customer_id), []) if item.customer_id else []
+        contact = _choose(candidates, email, "", item.customer_id, item.event_created)
+        if contact is None:
+            contact = Contact(
+                team_id=item.team_id,
+                livemode=item.livemode,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                stripe_customer_id=item.customer_id,
+                stripe_event_created=item.event_created,
+                source=SOURCE_STRIPE,
+                user_group=item.new_user_group[:120],
+            )
+            billing_fold(contact, item.billing, billing_at)
+            created[id(contact)] = contact
+            if item.new_list_id is not None:
+                new_lists[id(contact)] = item.new_list_id
+            index(contact)
+            results.append(SyncResult(contact=contact, created=True, applied=True))
+            continue
+        had_customer = contact.stripe_customer_id
+        applied = _fold(contact, first_name, last_name, item.customer_id, item.event_created, item.billing, billing_at)
+        if contact.stripe_customer_id != had_customer:
+            index(contact)
+        if id(contact) not in created:
+            changed[contact.pk] = contact
+        results.append(SyncResult(contact=contact, created=False, applied=applied))
+    new = list(created.values())
+    Contact.objects.bulk_create(new)  # the ids come back (PostgreSQL, SQLite 3.35+): the events need them
+    for contact in changed.values():
+        contact.updated_at = now
+    Contact.objects.bulk_update(list(changed.values()), [*_SYNCED_FIELDS, "properties", "updated_at"])
+    for contact in new:
+        if id(contact) in new_lists:
+            contact_lists_change(contact=contact, join=[new_lists[id(contact)]])
+    if new:
+        contacts_created.send(sender=Contact, contacts=new)
+    return results
 
 
 def contact_for_customer(*, team: Team, customer_id: str, livemode: bool = True) -> Contact | None:

@@ -3,6 +3,11 @@
 One module per use case. Views, API views, tasks, commands and the admin call these. Each public name is
 re-exported here, so `from loops.services import ...` works (operators' scripts in `manage.py shell`)."""
 
+from .batches import (
+    Fire,
+    contacts_added,
+    events_fire_many,
+)
 from .loops import (
     EVENT_NAME,
     STEP_FIELDS,
@@ -73,6 +78,9 @@ from .sending import (
 )
 
 __all__ = [
+    "Fire",
+    "contacts_added",
+    "events_fire_many",
     "EVENT_NAME",
     "FILTER_FIELDS",
     "FireResult",

@@ -274,22 +274,22 @@ def test_deliveries_stopped_by_the_soft_limit_are_released_not_failed(
         event = {**template, "id": f"evt_{i}"}
         event["data"] = {"object": {**template["data"]["object"], "email": f"c{i}@example.com"}}
         assert post_webhook(endpoint, json.dumps(event)).status_code == 200
-    real_fire = processing.event_fire
+    real_fire = processing.events_fire_many
 
-    def fire_until_the_limit(**kwargs):
-        # The limit's signal can land anywhere; here, as the second delivery fires its event.
-        if kwargs["idempotency_key"] == "evt_1":
+    def fire_until_the_limit(*, fires):
+        # The limit's signal can land anywhere; here, as the batch fires the second delivery's event.
+        if any(fire.idempotency_key == "evt_1" for fire in fires):
             raise SoftTimeLimitExceeded()
-        return real_fire(**kwargs)
+        return real_fire(fires=fires)
 
-    monkeypatch.setattr(processing, "event_fire", fire_until_the_limit)
+    monkeypatch.setattr(processing, "events_fire_many", fire_until_the_limit)
     assert drain_deliveries() == 0
 
     # The batch was undone and released for a retry, none of it marked failed.
     assert set(Delivery.objects.values_list("status", flat=True)) == {"received"}
     assert all("SoftTimeLimitExceeded" in d.last_error for d in Delivery.objects.all())
     assert not Contact.objects.exists() and not Event.objects.exists()
-    monkeypatch.setattr(processing, "event_fire", real_fire)
+    monkeypatch.setattr(processing, "events_fire_many", real_fire)
     with time_machine.travel(timezone.now() + timedelta(minutes=1)):  # past the retry's backoff
         processing.deliveries_drain()
     assert set(Delivery.objects.values_list("status", flat=True)) == {"processed"}

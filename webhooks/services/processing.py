@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -20,14 +20,16 @@ from contacts.billing import contact_billing_apply
 from contacts.models import UnsubscribedBy
 from contacts.services import (
     ContactKey,
+    SyncItem,
     contact_delete,
     contact_for_customer,
     contact_for_stripe,
     contact_set_subscribed,
-    contact_sync,
+    contact_sync_item,
     contacts_lock,
+    contacts_sync,
 )
-from loops.services import event_fire
+from loops.services import Fire, event_fire, events_fire_many
 from loopsync import work
 
 from ..models import CustomerDeleted, Delivery, Endpoint, EventSetting, IgnoredReason
@@ -42,6 +44,9 @@ PROCESSING_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20  # then the task hands over to a fresh one, so other work gets a turn
+# After a batch that was not full, the drain waits this long before its next claim: webhooks arriving while it
+# works are then taken a few dozen at a time, not one or two (each batch costs a dozen statements).
+DRAIN_LINGER_SECONDS = 0.25
 TEMPORARY_ERRORS = work.TEMPORARY_ERRORS
 RELEASING_ERRORS = work.RELEASING_ERRORS
 
@@ -92,12 +97,10 @@ class _Options:
 
 
 def _batch_settings(deliveries: list[Delivery]) -> tuple[dict[tuple[int, str], tuple[str, str]], dict[int, _Options]]:
-    pairs = Q()
-    for delivery in deliveries:
-        pairs |= Q(endpoint_id=delivery.endpoint_id, event_type=delivery.event_type)
-    rows = EventSetting.objects.filter(pairs).values_list(
-        "endpoint_id", "event_type", "trigger_event_name", "additional_event_name"
-    )
+    pairs = {(delivery.endpoint_id, delivery.event_type) for delivery in deliveries}
+    rows = EventSetting.objects.filter(
+        endpoint_id__in={endpoint_id for endpoint_id, _ in pairs}, event_type__in={t for _, t in pairs}
+    ).values_list("endpoint_id", "event_type", "trigger_event_name", "additional_event_name")
     triggers = {(endpoint_id, event_type): (name, extra) for endpoint_id, event_type, name, extra in rows}
     endpoints = Endpoint.objects.filter(id__in={d.endpoint_id for d in deliveries}).values_list(
         "id", "new_contact_user_group", "new_contact_list_id", "customer_deleted", "api_key"
@@ -135,18 +138,8 @@ def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], opt
                 team=team, livemode=livemode, email=extracted.email, customer_id=extracted.customer_id
             )
         elif extracted.email:
-            contact = contact_sync(
-                team=team,
-                livemode=livemode,
-                email=extracted.email,
-                full_name=extracted.full_name,
-                stripe_customer_id=extracted.customer_id,
-                event_created=delivery.event_created,
-                previous_email=extracted.previous_email,
-                new_user_group=options.user_group if options else "",
-                new_list_id=options.list_id if options else None,
-                billing=extracted.billing,
-            ).contact
+            item = _sync_item(delivery, extracted, options)
+            contact = contact_sync_item(item=item, previous_email=extracted.previous_email).contact
             billing_pending = False
         else:  # a subscription, a quote…: the contact that carries this Stripe customer
             contact = contact_for_customer(team=team, customer_id=extracted.customer_id, livemode=livemode)
@@ -184,27 +177,36 @@ def _customer_deleted(contact, options: _Options | None) -> bool:
     return False
 
 
+def _fire_properties(delivery: Delivery, extracted: Extracted, contact) -> dict:
+    return {
+        **extracted.properties,
+        "stripe_event_id": delivery.stripe_event_id,
+        "stripe_event_type": delivery.event_type,
+        "stripe_customer_id": extracted.customer_id or contact.stripe_customer_id,
+        "livemode": contact.livemode,
+    }
+
+
 def _fire(delivery: Delivery, extracted: Extracted, contact, names: tuple[str, str]) -> None:
     events_fire(
         contact=contact,
         names=names,
         key=delivery.stripe_event_id,
         occurred_at=delivery.event_created,
-        properties={
-            **extracted.properties,
-            "stripe_event_id": delivery.stripe_event_id,
-            "stripe_event_type": delivery.event_type,
-            "stripe_customer_id": extracted.customer_id or contact.stripe_customer_id,
-            "livemode": contact.livemode,
-        },
+        properties=_fire_properties(delivery, extracted, contact),
     )
+
+
+def _fire_keys(key: str) -> tuple[str, str]:
+    """The idempotency keys of a type's event and of its additional custom event."""
+    return key, f"{key}:additional"
 
 
 def events_fire(*, contact, names: tuple[str, str], key: str, properties: dict, occurred_at=None) -> int:
     """A type's event and its additional custom event (Loops' "Trigger an additional custom event"), each once
     per `key`, however often it is asked. Returns how many were fired now."""
     fired = 0
-    for name, idempotency_key in zip(names, (key, f"{key}:additional"), strict=True):
+    for name, idempotency_key in zip(names, _fire_keys(key), strict=True):
         if name:
             result = event_fire(
                 team=Team(id=contact.team_id),
@@ -249,8 +251,8 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
     ordered = [d for d in deliveries if d.id in extracted]
     try:
         with transaction.atomic():
-            contacts_lock(keys=[_contact_key(d, extracted[d.id]) for d in ordered])
-            for delivery in ordered:
+            locked = contacts_lock(keys=[_contact_key(d, extracted[d.id]) for d in ordered])
+            for delivery in _apply_batch(ordered, extracted, triggers, options, locked):
                 try:
                     _apply(
                         delivery,
@@ -273,6 +275,107 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
         for delivery in ordered:
             delivery_release(delivery_id=delivery.id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+# --- the set-based path: most of a batch in a few statements ---------------------------------------------------
+
+
+def _sync_item(delivery: Delivery, extracted: Extracted, options: _Options | None) -> SyncItem:
+    return SyncItem(
+        team_id=delivery.team_id,
+        livemode=delivery.livemode,
+        email=extracted.email,
+        full_name=extracted.full_name,
+        customer_id=extracted.customer_id,
+        event_created=delivery.event_created,
+        new_user_group=options.user_group if options else "",
+        new_list_id=options.list_id if options else None,
+        billing=extracted.billing,
+    )
+
+
+def _simple(delivery: Delivery, extracted: Extracted) -> bool:
+    """An event the set-based path takes: it names an email, moves no contact from another, deletes nobody."""
+    moving = bool(extracted.previous_email) and extracted.previous_email.lower() != extracted.email.lower()
+    return bool(extracted.email) and not moving and delivery.event_type != "customer.deleted"
+
+
+def _partition(ordered: list[Delivery], extracted: dict[int, Extracted]) -> tuple[list[Delivery], list[Delivery]]:
+    """(what the set-based path takes, what goes one by one, in delivery order). A simple event that shares a
+    contact key with one that goes one by one goes one by one too, so each contact's events keep their order."""
+    complex_keys: set[tuple[int, bool, str]] = set()
+    for delivery in ordered:
+        found = extracted[delivery.id]
+        if not _simple(delivery, found):
+            key = _contact_key(delivery, found)
+            complex_keys.update((key.team_id, key.livemode, email.lower()) for email in key.emails)
+            if key.customer_id:
+                complex_keys.add((key.team_id, key.livemode, key.customer_id))
+    simple, rest = [], []
+    for delivery in ordered:
+        found = extracted[delivery.id]
+        keys = {
+            (delivery.team_id, delivery.livemode, found.email.lower()),
+            (delivery.team_id, delivery.livemode, found.customer_id),
+        }
+        if _simple(delivery, found) and not keys & complex_keys:
+            simple.append(delivery)
+        else:
+            rest.append(delivery)
+    return simple, rest
+
+
+def _apply_batch(
+    ordered: list[Delivery],
+    extracted: dict[int, Extracted],
+    triggers: dict[tuple[int, str], tuple[str, str]],
+    options: dict[int, _Options],
+    locked: list,
+) -> list[Delivery]:
+    """Process the simple deliveries of a batch together, in the batch's transaction: their contacts in one
+    insert and one update (contacts.services.contacts_sync), their events, runs and wake-ups in a few more
+    (loops.services.events_fire_many), and one update marks them processed. Returns the deliveries left for the
+    one-by-one path: the others, or all of them when the set-based path fails (a contact or an event key that
+    another writer created meanwhile), after its savepoint has undone it."""
+    simple, rest = _partition(ordered, extracted)
+    if not simple:
+        return rest
+    try:
+        with transaction.atomic():
+            items = [_sync_item(d, extracted[d.id], options.get(d.endpoint_id)) for d in simple]
+            synced = contacts_sync(items=items, locked=locked)
+            fires = []
+            for delivery, result in zip(simple, synced, strict=True):
+                found = extracted[delivery.id]
+                if not found.fires:
+                    continue
+                names = triggers.get((delivery.endpoint_id, delivery.event_type), ("", ""))
+                properties = _fire_properties(delivery, found, result.contact)
+                for name, key in zip(names, _fire_keys(delivery.stripe_event_id), strict=True):
+                    if name:
+                        fires.append(
+                            Fire(
+                                contact=result.contact,
+                                name=name,
+                                idempotency_key=key,
+                                properties=properties,
+                                source="stripe",
+                                occurred_at=delivery.event_created,
+                            )
+                        )
+            events_fire_many(fires=fires)
+            Delivery.objects.filter(id__in=[d.id for d in simple], status=Delivery.Status.PROCESSING).update(
+                status=Delivery.Status.PROCESSED, processed_at=timezone.now(), last_error="", next_attempt_at=None
+            )
+    except RELEASING_ERRORS:
+        raise
+    except IntegrityError as exc:  # another writer created one of these contacts or fired one of these keys
+        logger.info("A batch of %s deliveries is processed one by one: %s", len(simple), exc)
+        return ordered
+    except Exception:  # the one-by-one path records what fails, delivery by delivery
+        logger.warning("A batch of %s deliveries is processed one by one", len(simple), exc_info=True)
+        return ordered
+    return rest
 
 
 def _contact_key(delivery: Delivery, extracted: Extracted) -> ContactKey:
@@ -333,6 +436,7 @@ def deliveries_drain(*, batch_size: int = BATCH_SIZE, budget_seconds: float = DR
         wake=partial(work.wake, work.DRAIN_DELIVERIES),
         batch_size=batch_size,
         budget_seconds=budget_seconds,
+        linger_seconds=DRAIN_LINGER_SECONDS,
     )
 
 

@@ -11,16 +11,22 @@ Every answer is decided here, and none is a 500:
 """
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 import stripe
+from cachetools import TTLCache
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection
-from django.db.models import CharField, Exists, OuterRef
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections, transaction
+from django.db.models import CharField, DateTimeField, Field, JSONField
 from django.utils import timezone
 
 from loopsync import jsonsafe, work
@@ -56,37 +62,80 @@ class Received:
 
 @dataclass(frozen=True)
 class ReceivingEndpoint:
-    """What the receive path needs of an endpoint, read in one query."""
+    """What the receive path needs of an endpoint: its row and the event types it takes."""
 
     id: int
     team_id: int
     signing_secret: str
     tolerance: int
     mode: str
-    type_enabled: bool
+    types: frozenset[str]
 
     @property
     def livemode(self) -> bool:
         return self.mode == Endpoint.Mode.LIVE
 
+    def takes(self, event_type: str) -> bool:
+        return event_type in self.types
 
-def endpoint_for_receive(*, endpoint_uuid: UUID, event_type: str) -> ReceivingEndpoint:
-    """The enabled endpoint with this UUID, and whether it accepts `event_type`, or a 404."""
-    enabled = EventSetting.objects.filter(endpoint=OuterRef("pk"), event_type=event_type, enabled=True)
+
+def _endpoint_load(endpoint_uuid: UUID) -> ReceivingEndpoint | None:
     row = (
         Endpoint.objects.filter(uuid=endpoint_uuid, enabled=True, platform=Endpoint.Platform.STRIPE)
-        .annotate(type_enabled=Exists(enabled))
-        .values_list("id", "team_id", "signing_secret", "tolerance", "mode", "type_enabled")
+        .values_list("id", "team_id", "signing_secret", "tolerance", "mode")
         .first()
     )
     if row is None:
+        return None
+    types = EventSetting.objects.filter(endpoint_id=row[0], enabled=True).values_list("event_type", flat=True)
+    return ReceivingEndpoint(*row, types=frozenset(types))
+
+
+# This process's endpoints by UUID (None: unknown or disabled), for ENDPOINT_CACHE_SECONDS each.
+_endpoints: TTLCache[UUID, ReceivingEndpoint | None] = TTLCache(
+    maxsize=settings.ENDPOINT_CACHE_SIZE, ttl=settings.ENDPOINT_CACHE_SECONDS
+)
+_endpoints_lock = threading.Lock()  # TTLCache is not thread-safe (gunicorn's gthread workers)
+
+
+def endpoint_for_receive(*, endpoint_uuid: UUID) -> ReceivingEndpoint:
+    """The enabled endpoint with this UUID, or a 404, from this process's cache: the database is asked at most
+    once per endpoint per ENDPOINT_CACHE_SECONDS, so a disabled or deleted endpoint, a new secret or a type
+    setting takes effect in every web process within that time (at once in the process that saved it:
+    `endpoints_forget`). An unknown UUID is remembered too, so a flood of them costs the database no more than
+    one endpoint does."""
+    with _endpoints_lock:
+        cached = _endpoints.get(endpoint_uuid, _UNCACHED)
+    if cached is _UNCACHED:
+        endpoint = _endpoint_load(endpoint_uuid)
+        with _endpoints_lock:
+            _endpoints[endpoint_uuid] = endpoint
+    else:
+        endpoint = cast(ReceivingEndpoint | None, cached)
+    if endpoint is None:
         raise WebhookRejected(404, "Unknown or disabled endpoint.")
-    return ReceivingEndpoint(*row)
+    return endpoint
+
+
+_UNCACHED = object()
+
+
+def _endpoints_clear() -> None:
+    with _endpoints_lock:
+        _endpoints.clear()
+
+
+def endpoints_forget() -> None:
+    """Drop this process's cached endpoints, now and once the current transaction commits (what it wrote is
+    then what the next webhook reads)."""
+    _endpoints_clear()
+    transaction.on_commit(_endpoints_clear)
 
 
 # --- what a stored delivery must be ---------------------------------------------------------------
 
 
+@cache
 def _max_length(field: str) -> int:
     char_field = Delivery._meta.get_field(field)
     if not isinstance(char_field, CharField) or char_field.max_length is None:
@@ -166,27 +215,14 @@ def ignored_reason(
 # --- receiving ------------------------------------------------------------------------------------
 
 
-def _parse(body: bytes) -> tuple[Any, str]:
-    """(payload, "") or (None, why it cannot be kept)."""
-    try:
-        return jsonsafe.loads(body), ""
-    except jsonsafe.UnsafeJSON as exc:
-        return None, str(exc)
-
-
 def delivery_receive(*, endpoint_uuid: UUID, body: bytes, signature: str | None, sample: bool = False) -> Received:
     """Verify, store and wake a worker for one Stripe webhook. Raises WebhookRejected (nothing stored).
 
-    The body is parsed before it is verified only to learn its type, so that the endpoint and the
-    type's setting are read in one query; nothing is trusted or stored before the signature holds.
-    `sample` is for this app's own "Send test event" (see services.endpoint_test_send): a test-mode
-    event that a live endpoint accepts too; it is verified like any other.
+    Nothing of the body is read before the signature holds. `sample` is for this app's own "Send test
+    event" (see services.endpoint_test_send): a test-mode event that a live endpoint accepts too; it is
+    verified like any other.
     """
-    payload, problem = _parse(body)
-    event_type = payload.get("type") if isinstance(payload, dict) else None
-    if not isinstance(event_type, str) or len(event_type) > _max_length("event_type"):
-        event_type = ""
-    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid, event_type=event_type)
+    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid)
     if not signature:
         raise WebhookRejected(400, "Missing Stripe-Signature header.")
     try:
@@ -197,75 +233,165 @@ def delivery_receive(*, endpoint_uuid: UUID, body: bytes, signature: str | None,
         stripe.WebhookSignature.verify_header(text, signature, endpoint.signing_secret, endpoint.tolerance)
     except stripe.SignatureVerificationError as exc:
         raise WebhookRejected(400, f"Invalid signature: {exc.user_message or exc}") from None
-    problem = problem or envelope_problem(payload)
+    try:
+        payload = jsonsafe.loads(text)
+    except jsonsafe.UnsafeJSON as exc:
+        raise WebhookRejected(400, str(exc)) from None
+    problem = envelope_problem(payload)
     if problem:
         raise WebhookRejected(400, problem)
-    return _store(endpoint, payload, sample=sample)
+    return _store(endpoint, payload, sample=sample, text=text)
 
 
 def delivery_receive_fetched(*, endpoint_uuid: UUID, payload: dict) -> Received:
     """Store an event that this app fetched from Stripe's API with the endpoint's key (a catch-up): it needs
     no signature, as it came from Stripe over TLS, and it takes the rest of the webhook's path, the
     envelope's checks and the dedupe by event id included. Raises WebhookRejected as a webhook would."""
-    event_type = payload.get("type") if isinstance(payload, dict) else None
-    if not isinstance(event_type, str) or len(event_type) > _max_length("event_type"):
-        event_type = ""
-    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid, event_type=event_type)
+    endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid)
     problem = envelope_problem(payload)
     if problem:
         raise WebhookRejected(400, problem)
     return _store(endpoint, payload, sample=False)
 
 
-def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool) -> Received:
+def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool, text: str | None = None) -> Received:
+    """`text`: the body `payload` was parsed from, stored as it is (the database parses it, the same JSON)."""
     event_type = payload["type"]
     reason = ignored_reason(
         spec=SUPPORTED_EVENTS.get(event_type),
-        type_enabled=endpoint.type_enabled,
+        type_enabled=endpoint.takes(event_type),
         payload=payload,
         endpoint_livemode=endpoint.livemode,
         sample=sample,
     )
+    now = timezone.now()
     delivery_id = _insert(
-        Delivery(
-            team_id=endpoint.team_id,
-            endpoint_id=endpoint.id,
-            stripe_event_id=payload["id"],
-            event_type=event_type,
-            livemode=payload.get("livemode") is True,
-            sample=sample,
-            api_version=payload.get("api_version") or "",
-            account=payload.get("account") or "",
-            event_created=_created(payload),
-            payload=payload,
-            status=Delivery.Status.IGNORED if reason else Delivery.Status.RECEIVED,
-            ignored_reason=reason,
-            next_attempt_at=None if reason else timezone.now() + SWEEP_AFTER,
-        )
+        {
+            "team_id": endpoint.team_id,
+            "endpoint_id": endpoint.id,
+            "stripe_event_id": payload["id"],
+            "event_type": event_type,
+            "livemode": payload.get("livemode") is True,
+            "sample": sample,
+            "api_version": payload.get("api_version") or "",
+            "account": payload.get("account") or "",
+            "event_created": _created(payload),
+            # The body it was parsed from, when there is one: the database parses it into the same JSON.
+            "payload": text if text is not None else payload,
+            "status": Delivery.Status.IGNORED if reason else Delivery.Status.RECEIVED,
+            "ignored_reason": reason,
+            "received_at": now,
+            "next_attempt_at": None if reason else now + SWEEP_AFTER,
+        }
     )
     if delivery_id is None:
         return Received(delivery_id=None, status="duplicate")
     if reason:
         return Received(delivery_id=delivery_id, status="ignored", reason=reason)
-    work.wake_on_commit(work.DRAIN_DELIVERIES)
+    work.wake_soon_on_commit(work.DRAIN_DELIVERIES)
     return Received(delivery_id=delivery_id, status="queued")
 
 
-def _insert(delivery: Delivery) -> int | None:
-    """One statement, `INSERT … ON CONFLICT (endpoint_id, stripe_event_id) DO NOTHING RETURNING id`, committed
-    on its own (no BEGIN/COMMIT round trips). A duplicate (Stripe's retry, or two requests at once) inserts
-    nothing and returns None, with no error: nothing in the database's log carries the customer's payload, and
-    a caller's transaction stays usable. Any other constraint a delivery broke would still be an error."""
+@dataclass(frozen=True)
+class _Column:
+    field: Field
+    prepare: bool  # a value Django must convert for the database (a time, JSON); the rest go as they are
+
+
+@cache
+def _insert_statement(vendor: str) -> tuple[list[_Column], str]:
+    """The delivery's columns and the INSERT, built once per process (and database vendor)."""
     meta = Delivery._meta
-    quote = connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(delivery, add=True), connection) for field in fields]
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(work.column(f) for f in fields)}) "  # noqa: S608 - model names
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(work.column(f) for f in fields)}) "  # noqa: S608 - model names
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT (endpoint_id, stripe_event_id) DO NOTHING RETURNING {work.column(meta.pk)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
+    # psycopg adapts Python's aware datetimes itself; other databases take Django's conversion.
+    converted = JSONField if vendor == "postgresql" else DateTimeField | JSONField
+    return [_Column(field, isinstance(field, converted)) for field in fields], sql
+
+
+def _insert(values: dict[str, Any]) -> int | None:
+    """One statement, `INSERT … ON CONFLICT (endpoint_id, stripe_event_id) DO NOTHING RETURNING id`, committed
+    on its own (no BEGIN/COMMIT round trips), from `values` by field attname (a field left out takes its
+    default; a str for the JSON payload is stored as the JSON text it is). A duplicate (Stripe's retry, or two
+    requests at once) inserts nothing and returns None, with no error: nothing in the database's log carries
+    the customer's payload, and a caller's transaction stays usable. Any other constraint a delivery broke
+    would still be an error."""
+    columns, sql = _insert_statement(connection.vendor)
+    params = []
+    for column in columns:
+        field = column.field
+        value = values[field.attname] if field.attname in values else field.get_default()
+        if column.prepare and not (field.name == "payload" and isinstance(value, str)):
+            value = field.get_db_prep_save(value, connection)
+        params.append(value)
+    if connection.vendor == "postgresql":
+        row = _execute_prepared(sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _execute_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """On PostgreSQL, through a psycopg cursor that binds on the server: the parameters travel apart from the
+    statement (the payload is not quoted into it), and psycopg prepares a statement it has run a few times,
+    so PostgreSQL stops parsing and planning it. Django's cursors bind on the client. Errors are Django's, as
+    with its own cursors."""
+    wrapper = connections[DEFAULT_DB_ALIAS]  # once, not through the `connection` proxy at every use
+    wrapper.ensure_connection()
+    with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+# --- the answer to one POST, for the view and the WSGI fast path (webhooks/wsgi.py) -----------------------
+
+
+def webhook_body(*, read: Callable[[int], bytes], declared_length: str | None) -> bytes:
+    """The request's body, read up to settings.WEBHOOK_MAX_BODY_BYTES. Raises WebhookRejected(413) past it."""
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(declared_length or 0)
+    except ValueError:
+        declared = 0
+    body = b"" if declared > limit else read(limit + 1)
+    if declared > limit or len(body) > limit:
+        raise WebhookRejected(413, f"The body is larger than {limit} bytes.")
+    return body
+
+
+def webhook_answer(
+    *, endpoint_uuid: UUID, read: Callable[[int], bytes], declared_length: str | None, signature: str | None
+) -> tuple[int, dict[str, str]]:
+    """The HTTP status and JSON answer to one webhook POST; never raises for what a request holds.
+
+    A database error on a connection kept from an earlier request (the server restarted) is tried once more on a
+    new connection; a database that is still away is a 503, which Stripe retries."""
+    try:
+        body = webhook_body(read=read, declared_length=declared_length)
+        try:
+            received = delivery_receive(endpoint_uuid=endpoint_uuid, body=body, signature=signature)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            received = delivery_receive(endpoint_uuid=endpoint_uuid, body=body, signature=signature)
+    except WebhookRejected as exc:
+        # For the operator: why Stripe (or someone else) was refused. The message names the problem, never the
+        # secret, and quotes nothing of the body but a field's name.
+        logger.info("Webhook for endpoint %s refused (%s): %s", endpoint_uuid, exc.status, exc.message)
+        return exc.status, {"error": exc.message}
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("Webhook for endpoint %s not stored, the database is unavailable: %s", endpoint_uuid, exc)
+        if not connection.in_atomic_block:
+            connection.close()
+        return 503, {"error": "The database is unavailable; the webhook was not stored. Retry later."}
+    answer = {"status": received.status}
+    if received.reason:
+        answer["reason"] = received.reason
+    return 200, answer

@@ -277,6 +277,7 @@ def test_a_broker_outage_is_logged_once_however_many_webhooks_arrive(
     with caplog.at_level(logging.DEBUG, logger="loopsync.work"), django_capture_on_commit_callbacks(execute=True):
         for n in range(20):
             assert store(endpoint, payment_failed(f"evt_down_{n}", "down@example.org", "cus_down")).status == "queued"
+    work.wakes_flush()  # the receive path's wake-ups go out from a thread of this process
     warnings = [r for r in caplog.records if r.name == "loopsync.work" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
     assert Delivery.objects.filter(status=Delivery.Status.RECEIVED).count() == 20  # kept, for the sweep

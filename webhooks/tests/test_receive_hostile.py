@@ -135,6 +135,31 @@ def test_characters_outside_the_bmp_are_stored_as_they_are(endpoint, client):
     assert Contact.objects.get().last_name == "🚀 Lovelace"
 
 
+def test_text_that_only_looks_like_an_escape_and_many_shallow_objects_are_stored(endpoint, client):
+    """The parser's quick checks (no risky escape in the text, fewer brackets than the depth allowed) never
+    refuse what the full walk would keep: an escaped backslash before u0000 is text, not a NUL, and a long
+    list of small objects is wide, not deep."""
+    payload = failed()
+    payload["data"]["object"]["customer_name"] = "Back\\u0000slash"
+    payload["data"]["object"]["metadata"] = {"lines": [{"n": n, "tags": [n]} for n in range(100)]}
+    body = json.dumps(payload)
+    assert "\\\\u0000" in body and body.count("{") > 64
+    assert post_raw(client, endpoint, body).status_code == 200
+    stored = Delivery.objects.get().payload["data"]["object"]
+    assert stored["customer_name"] == "Back\\u0000slash" and len(stored["metadata"]["lines"]) == 100
+
+
+def test_deep_nesting_among_many_brackets_is_still_a_400(endpoint, client):
+    payload = failed()
+    deep: list = []
+    for _ in range(70):
+        deep = [deep]
+    payload["data"]["object"]["metadata"] = {"wide": [{} for _ in range(10)], "deep": deep}
+    response = post_raw(client, endpoint, json.dumps(payload))
+    assert response.status_code == 400 and "nested more than 64 levels" in response.json()["error"]
+    assert not Delivery.objects.exists()
+
+
 @pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity", "-Infinity"])
 def test_numbers_json_cannot_hold_are_a_400(endpoint, client, number):
     body = json.dumps(failed()).replace('"amount_due": 24900', f'"amount_due": {number}')
