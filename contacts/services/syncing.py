@@ -36,6 +36,8 @@ class SyncResult:
     contact: Contact
     created: bool
     applied: bool  # False when the event was older than what the contact already holds
+    # The contact's Stripe customer once this event was applied (a batch's contact may change after it).
+    stripe_customer_id: str = ""
 
 
 def contact_sync(
@@ -310,6 +312,7 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
     for existing in locked:
         index(existing)
     created: dict[int, Contact] = {}  # by id(): a new contact, inserted at the end in its final state
+    order: dict[int, int] = {}  # by id(): a new contact's place among the new ones
     new_lists: dict[int, int] = {}  # by id(): the list a new contact joins
     changed: dict[int, Contact] = {}  # by pk
     results = []
@@ -322,6 +325,8 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
         group = (item.team_id, item.livemode)
         candidates = [c for c in (by_email.get((*group, email.lower())),) if c is not None]
         candidates += by_customer.get((*group, item.customer_id), []) if item.customer_id else []
+        # In _match's order (by id; new contacts after, in the order they were made): _choose breaks ties by it.
+        candidates.sort(key=lambda c: (c.pk is None, c.pk or 0, order.get(id(c), 0)))
         contact = _choose(candidates, email, "", item.customer_id, item.event_created)
         if contact is None:
             contact = Contact(
@@ -337,10 +342,13 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
             )
             billing_fold(contact, item.billing, billing_at)
             created[id(contact)] = contact
+            order[id(contact)] = len(order)
             if item.new_list_id is not None:
                 new_lists[id(contact)] = item.new_list_id
             index(contact)
-            results.append(SyncResult(contact=contact, created=True, applied=True))
+            results.append(
+                SyncResult(contact=contact, created=True, applied=True, stripe_customer_id=contact.stripe_customer_id)
+            )
             continue
         had_customer = contact.stripe_customer_id
         applied = _fold(contact, first_name, last_name, item.customer_id, item.event_created, item.billing, billing_at)
@@ -348,7 +356,9 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
             index(contact)
         if id(contact) not in created:
             changed[contact.pk] = contact
-        results.append(SyncResult(contact=contact, created=False, applied=applied))
+        results.append(
+            SyncResult(contact=contact, created=False, applied=applied, stripe_customer_id=contact.stripe_customer_id)
+        )
     new = list(created.values())
     Contact.objects.bulk_create(new)  # the ids come back (PostgreSQL, SQLite 3.35+): the events need them
     for contact in changed.values():

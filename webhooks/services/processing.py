@@ -177,12 +177,14 @@ def _customer_deleted(contact, options: _Options | None) -> bool:
     return False
 
 
-def _fire_properties(delivery: Delivery, extracted: Extracted, contact) -> dict:
+def _fire_properties(delivery: Delivery, extracted: Extracted, contact, customer_id: str | None = None) -> dict:
+    """`customer_id`: the contact's Stripe customer as this event left it (default: as it is now)."""
     return {
         **extracted.properties,
         "stripe_event_id": delivery.stripe_event_id,
         "stripe_event_type": delivery.event_type,
-        "stripe_customer_id": extracted.customer_id or contact.stripe_customer_id,
+        "stripe_customer_id": extracted.customer_id
+        or (contact.stripe_customer_id if customer_id is None else customer_id),
         "livemode": contact.livemode,
     }
 
@@ -300,25 +302,48 @@ def _simple(delivery: Delivery, extracted: Extracted) -> bool:
     return bool(extracted.email) and not moving and delivery.event_type != "customer.deleted"
 
 
-def _partition(ordered: list[Delivery], extracted: dict[int, Extracted]) -> tuple[list[Delivery], list[Delivery]]:
-    """(what the set-based path takes, what goes one by one, in delivery order). A simple event that shares a
-    contact key with one that goes one by one goes one by one too, so each contact's events keep their order."""
-    complex_keys: set[tuple[int, bool, str]] = set()
+def _partition(
+    ordered: list[Delivery], extracted: dict[int, Extracted], locked: list
+) -> tuple[list[Delivery], list[Delivery]]:
+    """(what the set-based path takes, what goes one by one, in delivery order). Keys (an email, a Stripe
+    customer) are joined into groups that may be one contact: the keys of one event, and a locked contact's
+    email and customer. A group with any event that goes one by one goes one by one as a whole, so each
+    contact's events keep their order whichever key they reach it by."""
+    parent: dict[tuple, tuple] = {}
+
+    def find(key: tuple) -> tuple:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def join(keys: list[tuple]) -> None:
+        roots = [find(key) for key in keys]
+        for root in roots[1:]:
+            parent[root] = roots[0]
+
+    def keys_of(team_id: int, livemode: bool, emails, customer_id: str) -> list[tuple]:
+        keys = [(team_id, livemode, "email", email.strip().lower()) for email in emails if email]
+        return keys + ([(team_id, livemode, "customer", customer_id)] if customer_id else [])
+
+    for contact in locked:
+        join(keys_of(contact.team_id, contact.livemode, [contact.email], contact.stripe_customer_id))
+    delivery_keys = {}
     for delivery in ordered:
-        found = extracted[delivery.id]
-        if not _simple(delivery, found):
-            key = _contact_key(delivery, found)
-            complex_keys.update((key.team_id, key.livemode, email.lower()) for email in key.emails)
-            if key.customer_id:
-                complex_keys.add((key.team_id, key.livemode, key.customer_id))
+        key = _contact_key(delivery, extracted[delivery.id])
+        delivery_keys[delivery.id] = keys_of(key.team_id, key.livemode, key.emails, key.customer_id)
+        join(delivery_keys[delivery.id])
+    one_by_one = {
+        find(key)
+        for delivery in ordered
+        if not _simple(delivery, extracted[delivery.id])
+        for key in delivery_keys[delivery.id]
+    }
     simple, rest = [], []
     for delivery in ordered:
-        found = extracted[delivery.id]
-        keys = {
-            (delivery.team_id, delivery.livemode, found.email.lower()),
-            (delivery.team_id, delivery.livemode, found.customer_id),
-        }
-        if _simple(delivery, found) and not keys & complex_keys:
+        keys = delivery_keys[delivery.id]
+        if _simple(delivery, extracted[delivery.id]) and not {find(key) for key in keys} & one_by_one:
             simple.append(delivery)
         else:
             rest.append(delivery)
@@ -337,7 +362,7 @@ def _apply_batch(
     (loops.services.events_fire_many), and one update marks them processed. Returns the deliveries left for the
     one-by-one path: the others, or all of them when the set-based path fails (a contact or an event key that
     another writer created meanwhile), after its savepoint has undone it."""
-    simple, rest = _partition(ordered, extracted)
+    simple, rest = _partition(ordered, extracted, locked)
     if not simple:
         return rest
     try:
@@ -350,7 +375,7 @@ def _apply_batch(
                 if not found.fires:
                     continue
                 names = triggers.get((delivery.endpoint_id, delivery.event_type), ("", ""))
-                properties = _fire_properties(delivery, found, result.contact)
+                properties = _fire_properties(delivery, found, result.contact, result.stripe_customer_id)
                 for name, key in zip(names, _fire_keys(delivery.stripe_event_id), strict=True):
                     if name:
                         fires.append(
