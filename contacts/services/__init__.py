@@ -41,6 +41,7 @@ from .syncing import (
     contact_sync_item,
     contacts_lock,
     contacts_sync,
+    email_moving,
     name_split,
 )
 from .upserting import (
@@ -76,6 +77,7 @@ __all__ = [
     "contact_upsert",
     "contacts_lock",
     "contacts_sync",
+    "email_moving",
     "mailing_list_create",
     "mailing_list_delete",
     "mailing_list_update",

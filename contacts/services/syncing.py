@@ -27,6 +27,22 @@ def name_split(full_name: str | None) -> tuple[str, str]:
     return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
+def _names(full_name: str | None) -> tuple[str, str]:
+    """`name_split`, cut to the columns' size (Stripe allows more)."""
+    first_name, last_name = name_split(full_name)
+    return first_name[:150], last_name[:150]
+
+
+def _billing_at(event_created: datetime | None) -> int:
+    """When an event's billing snapshots are dated: the event's `created`, else now."""
+    return int((event_created or timezone.now()).timestamp())
+
+
+def email_moving(email: str, previous_email: str) -> bool:
+    """Whether a customer's event moves its contact from `previous_email` to `email`."""
+    return bool(previous_email) and previous_email.lower() != email.lower()
+
+
 def _locked(team: Team, email: str, livemode: bool = True) -> Contact | None:
     return Contact.objects.select_for_update(no_key=True).filter(team=team, livemode=livemode).with_email(email).first()
 
@@ -73,10 +89,8 @@ def contact_sync(
     if not email:
         raise ValueError("contact_sync needs an email")
     previous_email = (previous_email or "").strip()
-    first_name, last_name = name_split(full_name)
-    first_name, last_name = first_name[:150], last_name[:150]  # the columns' size; Stripe allows more
-
-    billing_at = int(event_created.timestamp()) if event_created else int(timezone.now().timestamp())
+    first_name, last_name = _names(full_name)
+    billing_at = _billing_at(event_created)
     with transaction.atomic():
         contact = _match(team, livemode, email, previous_email, stripe_customer_id, event_created)
         created = False
@@ -118,7 +132,7 @@ def _match(
        retried it late): it belongs to the contact that moved on, not to a new one at the old address.
     """
     keys = {email.lower()}
-    if previous_email and previous_email.lower() != email.lower():
+    if email_moving(email, previous_email):
         keys.add(previous_email.lower())
     matches = Q(email_lower__in=keys)
     if customer_id:
@@ -137,7 +151,7 @@ def _choose(
 ) -> Contact | None:
     """`_match`'s choice among the contacts its keys found (of one team and mode), in memory: also what a batch
     (`contacts_sync`) does with the contacts it locked."""
-    moving = bool(previous_email) and previous_email.lower() != email.lower()
+    moving = email_moving(email, previous_email)
     by_email = {_lower(c): c for c in candidates}
     if email.lower() in by_email:
         return by_email[email.lower()]
@@ -319,9 +333,8 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
     now = timezone.now()
     for item in items:
         email = item.email.strip()
-        first_name, last_name = name_split(item.full_name)
-        first_name, last_name = first_name[:150], last_name[:150]
-        billing_at = int(item.event_created.timestamp()) if item.event_created else int(now.timestamp())
+        first_name, last_name = _names(item.full_name)
+        billing_at = _billing_at(item.event_created)
         group = (item.team_id, item.livemode)
         candidates = [c for c in (by_email.get((*group, email.lower())),) if c is not None]
         candidates += by_customer.get((*group, item.customer_id), []) if item.customer_id else []

@@ -28,6 +28,7 @@ from contacts.services import (
     contact_sync_item,
     contacts_lock,
     contacts_sync,
+    email_moving,
 )
 from loops.services import Fire, event_fire, events_fire_many
 from loopsync import work
@@ -298,7 +299,7 @@ def _sync_item(delivery: Delivery, extracted: Extracted, options: _Options | Non
 
 def _simple(delivery: Delivery, extracted: Extracted) -> bool:
     """An event the set-based path takes: it names an email, moves no contact from another, deletes nobody."""
-    moving = bool(extracted.previous_email) and extracted.previous_email.lower() != extracted.email.lower()
+    moving = email_moving(extracted.email, extracted.previous_email)
     return bool(extracted.email) and not moving and delivery.event_type != "customer.deleted"
 
 
