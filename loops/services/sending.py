@@ -18,7 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -186,11 +186,14 @@ def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
 
 
 def email_claim(*, message_id: int) -> bool:
-    now = timezone.now()
-    claimed = EmailMessage.objects.filter(id=message_id, status=EmailMessage.Status.QUEUED).update(
-        status=EmailMessage.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + SEND_LEASE
+    """queued → sending, committed before the send: the one durable step that keeps an email from going twice."""
+    return work.update_row(
+        EmailMessage,
+        message_id,
+        where={"status": EmailMessage.Status.QUEUED},
+        values={"status": EmailMessage.Status.SENDING, "next_attempt_at": timezone.now() + SEND_LEASE},
+        increment=["attempts"],
     )
-    return claimed == 1
 
 
 def _sender_domain() -> str:
@@ -376,14 +379,18 @@ def _deliver_claimed(message: EmailMessage, email: EmailMultiAlternatives) -> Em
 
 
 def _mark_sent(message_id: int, provider_id: str) -> None:
-    with transaction.atomic(), _relaxed_commit():
-        EmailMessage.objects.filter(id=message_id).update(
-            status=EmailMessage.Status.SENT,
-            sent_at=timezone.now(),
-            provider_message_id=provider_id,
-            error="",
-            next_attempt_at=None,
-        )
+    work.update_row(
+        EmailMessage,
+        message_id,
+        where={},
+        values={
+            "status": EmailMessage.Status.SENT,
+            "sent_at": timezone.now(),
+            "provider_message_id": provider_id,
+            "error": "",
+            "next_attempt_at": None,
+        },
+    )
 
 
 def _send_failed(message: EmailMessage, exc: Exception) -> EmailMessage:
@@ -402,17 +409,6 @@ def _send_failed(message: EmailMessage, exc: Exception) -> EmailMessage:
         status=EmailMessage.Status.QUEUED, error=error, next_attempt_at=timezone.now() + send_retry_delay(message)
     )
     raise TemporarySendError(error) from exc
-
-
-@contextlib.contextmanager
-def _relaxed_commit():
-    """For the `sent` mark only, PostgreSQL need not wait for the disk before answering. Were the
-    server to crash in the next instant, the row would read `sending` and be marked failed, never
-    sent again; the claim before sending, which is what prevents a second send, stays durable."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-    yield
 
 
 _local = threading.local()
