@@ -79,6 +79,16 @@ def sign(body: str, secret: str = SECRET, timestamp: int | None = None) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _wakes_sent_by_the_end_of_each_test(settings):  # torn down before `settings` restores them
+    """A wake-up this process gathered (work.wake_soon) is sent before the next test starts, under the settings
+    of the test that asked for it."""
+    yield
+    from loopsync import work
+
+    work.wakes_flush()
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     settings.STORAGES = {
         **settings.STORAGES,

@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
 from .services import receiving
 
-logger = logging.getLogger(__name__)
+request_logger = logging.getLogger("django.request")  # where the admins' handlers look for a 500
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -62,6 +64,8 @@ class StripeWebhooks:
         match = self._pattern.fullmatch(environ.get("PATH_INFO", ""))
         if match is None:
             return self.application(environ, start_response)
+        if not _host_allowed(environ):  # as Django's CommonMiddleware refuses it (DisallowedHost)
+            return self.application(environ, start_response)
         try:
             status, answer = receiving.webhook_answer(
                 endpoint_uuid=UUID(match["uuid"]),
@@ -69,8 +73,8 @@ class StripeWebhooks:
                 declared_length=environ.get("CONTENT_LENGTH"),
                 signature=environ.get("HTTP_STRIPE_SIGNATURE"),
             )
-        except Exception:  # what Django's handler would turn into a 500 (and log the same way)
-            logger.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
+        except Exception:  # what Django's handler would turn into a 500, logged where it logs one
+            request_logger.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
             if not connection.in_atomic_block:
                 connection.close()
             status, answer = 500, {"error": "Internal error; the webhook was not stored. Retry later."}
@@ -93,6 +97,20 @@ class StripeWebhooks:
         wrapper = connections[DEFAULT_DB_ALIAS]
         if wrapper.close_at is not None and time.monotonic() >= wrapper.close_at and not wrapper.in_atomic_block:
             wrapper.close()
+
+
+def _host_allowed(environ: dict[str, Any]) -> bool:
+    """The request's Host is one of ALLOWED_HOSTS, as `HttpRequest.get_host` decides (a request that is not,
+    Django answers with its 400)."""
+    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
+        host = environ["HTTP_X_FORWARDED_HOST"]
+    else:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 def _reader(environ: dict[str, Any]) -> Callable[[int], bytes]:

@@ -96,6 +96,7 @@ _endpoints: TTLCache[UUID, ReceivingEndpoint | None] = TTLCache(
     maxsize=settings.ENDPOINT_CACHE_SIZE, ttl=settings.ENDPOINT_CACHE_SECONDS
 )
 _endpoints_lock = threading.Lock()  # TTLCache is not thread-safe (gunicorn's gthread workers)
+_endpoints_generation = 0  # counts clears: a load that a clear overtook is answered but not remembered
 
 
 def endpoint_for_receive(*, endpoint_uuid: UUID) -> ReceivingEndpoint:
@@ -106,10 +107,12 @@ def endpoint_for_receive(*, endpoint_uuid: UUID) -> ReceivingEndpoint:
     one endpoint does."""
     with _endpoints_lock:
         cached = _endpoints.get(endpoint_uuid, _UNCACHED)
+        generation = _endpoints_generation
     if cached is _UNCACHED:
         endpoint = _endpoint_load(endpoint_uuid)
         with _endpoints_lock:
-            _endpoints[endpoint_uuid] = endpoint
+            if generation == _endpoints_generation:
+                _endpoints[endpoint_uuid] = endpoint
     else:
         endpoint = cast(ReceivingEndpoint | None, cached)
     if endpoint is None:
@@ -121,8 +124,10 @@ _UNCACHED = object()
 
 
 def _endpoints_clear() -> None:
+    global _endpoints_generation
     with _endpoints_lock:
         _endpoints.clear()
+        _endpoints_generation += 1
 
 
 def endpoints_forget() -> None:
@@ -251,11 +256,20 @@ def delivery_receive_fetched(*, endpoint_uuid: UUID, payload: dict) -> Received:
     problem = envelope_problem(payload)
     if problem:
         raise WebhookRejected(400, problem)
-    return _store(endpoint, payload, sample=False)
+    # In a worker, whose prefork child may exit (os._exit) before a gathered wake-up is sent: at once.
+    return _store(endpoint, payload, sample=False, wake_on_commit=work.wake_on_commit)
 
 
-def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool, text: str | None = None) -> Received:
-    """`text`: the body `payload` was parsed from, stored as it is (the database parses it, the same JSON)."""
+def _store(
+    endpoint: ReceivingEndpoint,
+    payload: dict,
+    *,
+    sample: bool,
+    text: str | None = None,
+    wake_on_commit: Callable[[str], None] = work.wake_soon_on_commit,
+) -> Received:
+    """`text`: the body `payload` was parsed from, stored as it is (the database parses it, the same JSON).
+    `wake_on_commit`: how the drain is woken; by default this web process's coalesced wake-ups."""
     event_type = payload["type"]
     reason = ignored_reason(
         spec=SUPPORTED_EVENTS.get(event_type),
@@ -288,7 +302,7 @@ def _store(endpoint: ReceivingEndpoint, payload: dict, *, sample: bool, text: st
         return Received(delivery_id=None, status="duplicate")
     if reason:
         return Received(delivery_id=delivery_id, status="ignored", reason=reason)
-    work.wake_soon_on_commit(work.DRAIN_DELIVERIES)
+    wake_on_commit(work.DRAIN_DELIVERIES)
     return Received(delivery_id=delivery_id, status="queued")
 
 
@@ -329,7 +343,7 @@ def _insert(values: dict[str, Any]) -> int | None:
             value = field.get_db_prep_save(value, connection)
         params.append(value)
     if connection.vendor == "postgresql":
-        row = _execute_prepared(sql, params)
+        row = _execute_server_bound(sql, params)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -337,14 +351,16 @@ def _insert(values: dict[str, Any]) -> int | None:
     return row[0] if row else None
 
 
-def _execute_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+def _execute_server_bound(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """On PostgreSQL, through a psycopg cursor that binds on the server: the parameters travel apart from the
-    statement (the payload is not quoted into it), and psycopg prepares a statement it has run a few times,
-    so PostgreSQL stops parsing and planning it. Django's cursors bind on the client. Errors are Django's, as
-    with its own cursors."""
+    statement, so the payload is not quoted into it (Django's own cursors bind on the client). Wrapped as
+    Django wraps its cursors: errors are Django's, a broken transaction is refused, and the query is logged
+    where queries are (CaptureQueriesContext, DEBUG). Not a prepared statement: Django turns psycopg's
+    preparing off (prepare_threshold) so that connection poolers work."""
     wrapper = connections[DEFAULT_DB_ALIAS]  # once, not through the `connection` proxy at every use
     wrapper.ensure_connection()
-    with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
+    raw = cast(Any, psycopg.Cursor(wrapper.connection))  # the stubs name Django's wrapper; Django passes the raw one
+    with wrapper.make_debug_cursor(raw) if wrapper.queries_logged else wrapper.make_cursor(raw) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
@@ -372,12 +388,13 @@ def webhook_answer(
 
     A database error on a connection kept from an earlier request (the server restarted) is tried once more on a
     new connection; a database that is still away is a 503, which Stripe retries."""
+    kept = connection.connection is not None  # opened by an earlier request: it may have died since
     try:
         body = webhook_body(read=read, declared_length=declared_length)
         try:
             received = delivery_receive(endpoint_uuid=endpoint_uuid, body=body, signature=signature)
         except (OperationalError, InterfaceError):
-            if connection.in_atomic_block:
+            if connection.in_atomic_block or not kept:
                 raise
             connection.close()
             received = delivery_receive(endpoint_uuid=endpoint_uuid, body=body, signature=signature)

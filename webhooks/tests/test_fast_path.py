@@ -121,6 +121,28 @@ def test_an_endpoint_saved_in_this_process_takes_effect_at_once(endpoint, client
     assert response.json() == {"status": "ignored", "reason": "type_disabled"}
 
 
+@pytest.mark.django_db
+def test_an_endpoint_read_before_a_save_in_this_process_is_not_remembered_after_it(endpoint, monkeypatch):
+    """A load that a save overtook (another thread of this process saved while it read) answers its request
+    but is not cached: the next request reads the saved endpoint."""
+    from webhooks.services import receiving
+
+    real_load = receiving._endpoint_load
+
+    def load_then_a_save_lands(endpoint_uuid):
+        loaded = real_load(endpoint_uuid)
+        endpoint_set_enabled(endpoint=endpoint, enabled=False)  # committed (no atomic block here): forgets
+        return loaded
+
+    receiving.endpoints_forget()
+    monkeypatch.setattr(receiving, "_endpoint_load", load_then_a_save_lands)
+    assert receiving.endpoint_for_receive(endpoint_uuid=endpoint.uuid).id == endpoint.id  # as it was read
+    monkeypatch.setattr(receiving, "_endpoint_load", real_load)
+    with pytest.raises(receiving.WebhookRejected) as rejected:
+        receiving.endpoint_for_receive(endpoint_uuid=endpoint.uuid)
+    assert rejected.value.status == 404
+
+
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_webhooks_costs_a_few_redis_calls_and_still_wakes_a_drain(
@@ -202,3 +224,92 @@ def test_every_web_worker_sees_a_disabled_endpoint_and_a_new_secret_within_a_sec
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_insert_is_a_django_query_logged_and_refused_in_a_broken_transaction(endpoint, client):
+    """The INSERT runs on psycopg's server-binding cursor, wrapped as Django wraps its own: it shows in the
+    query log, and inside a transaction an error has broken it is refused, not run."""
+    from django.db import IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+    from django.test.utils import CaptureQueriesContext
+
+    from webhooks.services import receiving
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, endpoint, event(40)).status_code == 200
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "webhooks_delivery"')]
+    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0]
+    values = {"team_id": endpoint.team_id, "endpoint_id": endpoint.id, "stripe_event_id": "evt_fast_broken"}
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO webhooks_endpoint (id) VALUES (NULL)")
+        with pytest.raises(TransactionManagementError):
+            receiving._insert(values)
+    assert not Delivery.objects.filter(stripe_event_id="evt_fast_broken").exists()
+
+
+@pytest.mark.django_db
+def test_a_host_not_in_allowed_hosts_gets_djangos_400_and_nothing_is_stored(endpoint, client, settings):
+    settings.ALLOWED_HOSTS = ["loopsync.example.com"]
+    refused = post(client, endpoint, event(41), HTTP_HOST="evil.example")
+    assert refused.status_code == 400
+    assert not Delivery.objects.filter(stripe_event_id="evt_fast_41").exists()
+    assert post(client, endpoint, event(41), HTTP_HOST="loopsync.example.com").status_code == 200
+    assert Delivery.objects.filter(stripe_event_id="evt_fast_41").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_is_a_500_logged_to_django_request(endpoint, client, caplog, monkeypatch):
+    from webhooks.services import receiving
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receiving, "delivery_receive", broken)
+    with caplog.at_level("ERROR", logger="django.request"):
+        response = post(client, endpoint, event(42))
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal error; the webhook was not stored. Retry later."}
+    assert [r.name for r in caplog.records if "Internal Server Error" in r.getMessage()] == ["django.request"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_on_a_new_connection_is_a_503_without_a_second_try(endpoint, client, monkeypatch):
+    """A kept connection that died is tried again once; one opened for this request failing is the database
+    being away, and trying again would only double the wait."""
+    from django.db import OperationalError
+
+    from webhooks.services import receiving
+
+    calls = []
+
+    def unavailable(**kwargs):
+        calls.append(connection.connection is not None)
+        raise OperationalError("connection refused")
+
+    connection.close()
+    monkeypatch.setattr(receiving, "delivery_receive", unavailable)
+    assert post(client, endpoint, event(43)).status_code == 503
+    assert len(calls) == 1
+    connection.ensure_connection()  # kept from "an earlier request"
+    calls.clear()
+    assert post(client, endpoint, event(43)).status_code == 503
+    assert len(calls) == 2  # the kept one, then a new one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fetched_event_wakes_the_drain_at_once_a_webhook_through_the_coalescer(endpoint, client, monkeypatch):
+    """A catch-up runs in a worker, whose prefork child may leave with os._exit before the wake-up thread
+    sends what it gathered: its wake-up goes at once. A web process's go through the coalescer."""
+    from webhooks.services import delivery_receive_fetched
+
+    gathered, sent = [], []
+    monkeypatch.setattr(work, "wake_soon", gathered.append)
+    monkeypatch.setattr(work, "wake", lambda name: sent.append(name) or True)
+    received = delivery_receive_fetched(endpoint_uuid=endpoint.uuid, payload=json.loads(event(44)))
+    assert received.status == "queued"
+    assert (gathered, sent) == ([], [work.DRAIN_DELIVERIES])
+    sent.clear()
+    assert post(client, endpoint, event(45)).status_code == 200
+    assert (gathered, sent) == ([work.DRAIN_DELIVERIES], [])
