@@ -23,7 +23,7 @@ from contacts.services import (
 )
 from loops.models import Event, TransactionalEmail
 from loops.services import event_name_validate, event_send
-from loops.services.sending import transactional_send
+from loops.services.queueing import transactional_send
 from loopsync.ids import parse_id
 from webhooks.models import Delivery
 

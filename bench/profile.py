@@ -1,4 +1,6 @@
-"""Where the CPU of one webhook goes: the receive path, the bare reference and the drain, in this process.
+"""Where the CPU of one webhook, and of one email, goes: the receive path, the bare reference and the drain;
+then advancing a one-email loop's runs, sending their emails to a local SMTP sink, and a bare smtplib client
+sending as many to the same sink, all in this process.
 
 No server, no network: each webhook is a WSGI call on `loopsync.wsgi.application` (the production entry, fast
 path included) and on `bench/reference_app.application`; the drain is `deliveries_drain()` over what was
@@ -7,6 +9,7 @@ received. Prints CPU ms per request (or event) of this process only, then pyinst
 
     .venv/bin/python bench/profile.py                 # 2000 webhooks
     .venv/bin/python bench/profile.py --events 5000 --top 30
+    .venv/bin/python bench/profile.py --emails 3000       # and 3000 emails (0: none, the default)
 
 Uses its own database, loopsync_bench_profile (dropped afterwards), and bench/run.py's Redis db 15 for the
 wake-ups (emptied afterwards): run it when the webhook benchmark is not running.
@@ -16,7 +19,11 @@ import argparse
 import io
 import json
 import os
+import smtplib
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,9 +86,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--top", type=int, default=20, help="lines of each flat profile (default 20)")
+    parser.add_argument("--emails", type=int, default=0, help="also profile this many emails (default 0)")
     args = parser.parse_args()
 
-    os.environ.update({**bench.ENV, "DATABASE_URL": DB_URL, "DJANGO_SETTINGS_MODULE": "loopsync.settings"})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        smtp_port = sock.getsockname()[1]
+    os.environ.update(
+        {
+            **bench.ENV,
+            "DATABASE_URL": DB_URL,
+            "DJANGO_SETTINGS_MODULE": "loopsync.settings",
+            "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        }
+    )
     with psycopg.connect(f"{bench.PG}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
@@ -138,6 +156,8 @@ def main() -> int:
         print(flat_profile(referencing("rfb"), args.top))
         print("\ndrain, flat profile (own time):")
         print(flat_profile(draining, args.top))
+        if args.emails:
+            emails(team, args.emails, smtp_port, args.top)
     finally:
         from django.db import connections
 
@@ -146,6 +166,88 @@ def main() -> int:
             conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         bench.broker().flushdb()
     return 0
+
+
+def emails(team, n: int, smtp_port: int, top: int) -> None:
+    """CPU per email of advancing a one-email loop's runs (`runs_drain`: render, queue) and of sending what they
+    queued (`emails_drain`: claim, build the message, SMTP, mark sent), against a bare smtplib client sending
+    as many messages of the same size over one connection to the same sink (bench/smtp_sink.py, its own
+    process). The loop and its step are bench/emails.py's."""
+    from contacts.models import Contact
+    from loops.models import EmailMessage, Loop, LoopStep
+    from loops.services import emails_drain, event_fire, loop_activate, runs_drain
+
+    loop = Loop.objects.create(team=team, name="Profile loop", trigger_event_name="benchEvent")
+    LoopStep.objects.create(
+        team=team,
+        loop=loop,
+        position=1,
+        kind="email",
+        subject="Thanks {{ contact.first_name | default: 'there' }}: {{ event.amount_formatted }}",
+        preview_text="Your receipt",
+        body="Hi {{ contact.first_name }},\n\nWe got **{{ event.amount_formatted }}**.\n\n"
+        "[View invoice]({{ event.hosted_invoice_url }}){.button}",
+    )
+    loop_activate(loop=loop)
+
+    def fired(tag: str) -> None:
+        contacts = Contact.objects.bulk_create(
+            Contact(team=team, email=f"{tag}+{i}@example.com", first_name=f"Name{i}", livemode=True) for i in range(n)
+        )
+        for i, contact in enumerate(contacts):
+            event_fire(
+                team=team,
+                contact=contact,
+                name="benchEvent",
+                idempotency_key=f"evt_{tag}_{i}",
+                properties={"amount_formatted": "$19.00", "hosted_invoice_url": "https://invoice.stripe.com/i/1"},
+            )
+
+    def advancing() -> None:
+        while runs_drain(budget_seconds=3600):
+            pass
+
+    def sending() -> None:
+        while emails_drain(budget_seconds=3600):
+            pass
+
+    handle, countfile = tempfile.mkstemp(prefix="loopsync-sink-")
+    os.close(handle)
+    sink = subprocess.Popen([sys.executable, str(BENCH_DIR / "smtp_sink.py"), str(smtp_port), countfile])
+    try:
+        time.sleep(1)  # the sink's start-up
+        fired("pea")
+        advance_cpu = timed(advancing)
+        size = len(EmailMessage.objects.filter(status="queued").first().html_body) + 600  # with its headers
+        send_cpu = timed(sending)
+        sent = EmailMessage.objects.filter(status="sent").count()
+        if sent != n:
+            raise SystemExit(f"{sent} of {n} emails were sent")
+
+        def bare() -> None:
+            from email.message import EmailMessage as Message
+
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+                for i in range(n):
+                    message = Message()
+                    message["From"], message["To"], message["Subject"] = "b@example.com", f"b+{i}@example.com", "Bare"
+                    message.set_content("x" * size)
+                    client.send_message(message)
+
+        bare_cpu = timed(bare)
+        print(f"\nCPU of this process, {n} emails (one-email loop, bench/emails.py's step):")
+        print(f"  advance the runs (runs_drain: render, queue)            {advance_cpu / n * 1000:.3f} ms/email")
+        print(f"  send them (emails_drain: claim, build, SMTP, mark sent) {send_cpu / n * 1000:.3f} ms/email")
+        print(f"  a bare smtplib client, {size} B each, one connection      {bare_cpu / n * 1000:.3f} ms/email")
+        fired("peb")
+        print("\nadvance the runs, flat profile (own time):")
+        print(flat_profile(advancing, top))
+        print("\nsend the emails, flat profile (own time):")
+        print(flat_profile(sending, top))
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+        os.unlink(countfile)
 
 
 if __name__ == "__main__":

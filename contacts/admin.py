@@ -24,7 +24,7 @@ class ContactAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Through the service, as the app saves a contact: who unsubscribed is recorded, the properties are
-        # typed, and a new contact is announced (contact_created), so "Contact added" loops start. The form
+        # typed, and a new contact is announced (contacts_created), so "Contact added" loops start. The form
         # checked what the service refuses; a race lost meanwhile is the only error left to it.
         contact_save(
             team=obj.team,

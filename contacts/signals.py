@@ -3,9 +3,8 @@ receiver reads as a consequence of the use case (as `login()` sends django.contr
 
 from django.dispatch import Signal
 
-# A contact was created, from any source: Stripe, the app, the API, the admin. Sent by the contacts services
-# inside the transaction that creates it, with `contact`. The loops app enrols it in "Contact added" loops.
-contact_created = Signal()
-# Contacts were created together, by a batch of Stripe events (contacts.services.contacts_sync), with
-# `contacts`: one signal for the batch, so that its receivers can do their work for all of them at once.
+# Contacts were created, from any source: Stripe (one by one or a batch of events), the app, the API, the admin.
+# Sent by the contacts services inside the transaction that creates them, with `contacts` (a list, of one or of a
+# whole batch, so that a receiver does its work for all of them at once). The loops app enrols them in "Contact
+# added" loops.
 contacts_created = Signal()

@@ -11,7 +11,7 @@ from loopsync.testdata import test_data_requested
 
 from . import selectors, services
 from .models import EmailMessage, Event, Loop, LoopTemplate
-from .services.sending import TEST_EMAIL_LINK, contact_resubscribe, contact_unsubscribe, unsubscribe_contact_for
+from .services.unsubscribing import TEST_EMAIL_LINK, contact_resubscribe, contact_unsubscribe, unsubscribe_contact_for
 
 
 @csrf_exempt  # the signed token is the authority; mail clients' one-click POST carries no CSRF token

@@ -273,6 +273,21 @@ def _own_field(model: type[Model], name: str) -> Field:
     return field
 
 
+def _assignments(
+    model: type[Model], values: Mapping[str, Any], increment: Sequence[str]
+) -> tuple[list[str], list[Any]]:
+    """An UPDATE's `column = %s` assignments and their parameters, and `counter = counter + 1` for `increment`."""
+    assignments, params = [], []
+    for name, value in values.items():
+        field = _own_field(model, name)
+        assignments.append(f"{column(field)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name in increment:
+        counter = column(_own_field(model, name))
+        assignments.append(f"{counter} = {counter} + 1")
+    return assignments, params
+
+
 def claim(
     due: QuerySet[M], *, order_by: Sequence[str], limit: int, values: Mapping[str, Any], increment: Sequence[str] = ()
 ) -> list[M]:
@@ -284,14 +299,7 @@ def claim(
     table = connection.ops.quote_name(meta.db_table)
     inner, inner_params = due.order_by(*order_by).values("pk")[:limit].query.sql_with_params()
     lock = f" FOR UPDATE OF {table} SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    assignments, params = [], []
-    for name, value in values.items():
-        field = _own_field(model, name)
-        assignments.append(f"{column(field)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    for name in increment:
-        counter = column(_own_field(model, name))
-        assignments.append(f"{counter} = {counter} + 1")
+    assignments, params = _assignments(model, values, increment)
     pk = column(meta.pk)
     sql = (
         f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 - names from the model, values bound
@@ -310,14 +318,7 @@ def update_row(
     `increment`), as one UPDATE written here rather than by the ORM's compiler: on the email path, compiling the
     query cost more than running it. Committed on its own outside a transaction. True when the row was updated."""
     meta = model._meta
-    assignments, params = [], []
-    for name, value in values.items():
-        field = _own_field(model, name)
-        assignments.append(f"{column(field)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    for name in increment:
-        counter = column(_own_field(model, name))
-        assignments.append(f"{counter} = {counter} + 1")
+    assignments, params = _assignments(model, values, increment)
     conditions = [f"{column(meta.pk)} = %s"]
     params.append(pk)
     for name, value in where.items():

@@ -11,7 +11,8 @@ from accounts.models import SenderDomain
 from accounts.services.senders import sender_domain_add, sender_email_problem
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
-from loops.services.sending import email_queue, emails_drain, transactional_queue
+from loops.services.queueing import email_queue, transactional_queue
+from loops.services.sending import emails_drain
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Team
 
 from ..models import Contact, MailingList, UnsubscribedBy
-from ..signals import contact_created
+from ..signals import contacts_created
 from .lists import contact_lists_set
 from .properties import property_values_clean
 
@@ -55,7 +55,7 @@ def contact_save(
         if mailing_lists is not None:
             contact_lists_set(contact=contact, mailing_lists=mailing_lists)
         if created:
-            contact_created.send(sender=Contact, contact=contact)
+            contacts_created.send(sender=Contact, contacts=[contact])
     return contact
 
 

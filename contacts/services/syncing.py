@@ -13,7 +13,7 @@ from accounts.models import Team
 
 from ..billing import BillingUpdate, billing_fold
 from ..models import Contact
-from ..signals import contact_created, contacts_created
+from ..signals import contacts_created
 from .lists import contact_lists_change
 
 SOURCE_STRIPE = "Stripe webhook"
@@ -113,7 +113,7 @@ def contact_sync(
             if created:
                 if new_list_id is not None:
                     contact_lists_change(contact=contact, join=[new_list_id])
-                contact_created.send(sender=Contact, contact=contact)
+                contacts_created.send(sender=Contact, contacts=[contact])
                 return SyncResult(contact=contact, created=True, applied=True)
 
         newer = _fold(contact, first_name, last_name, stripe_customer_id, event_created, billing, billing_at)

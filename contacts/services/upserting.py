@@ -10,7 +10,7 @@ from accounts.models import Team
 from loopsync.ids import parse_id
 
 from ..models import Contact, MailingList
-from ..signals import contact_created
+from ..signals import contacts_created
 from .lists import contact_lists_change
 from .properties import ContactConflict, property_values_clean
 
@@ -106,5 +106,5 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
         raise ContactConflict("Email or userId is already on list.") from None
     _lists_apply(team, contact, mailing_lists)
     if created:
-        contact_created.send(sender=Contact, contact=contact)
+        contacts_created.send(sender=Contact, contacts=[contact])
     return contact, created

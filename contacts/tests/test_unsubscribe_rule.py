@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from api.services import api_key_create
 from contacts.models import Contact
-from loops.services.sending import unsubscribe_token
+from loops.services.unsubscribing import unsubscribe_token
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Loop use cases: loops and their steps, events, runs, sending.
+"""Loop use cases: loops and their steps, events, runs, queueing and sending email, unsubscribe links.
 
 One module per use case. Views, API views, tasks, commands and the admin call these. Each public name is
 re-exported here, so `from loops.services import ...` works (operators' scripts in `manage.py shell`)."""
@@ -14,7 +14,6 @@ from .loops import (
     FireResult,
     LoopLocked,
     StepsInUse,
-    contact_added,
     event_fire,
     event_name_validate,
     event_send,
@@ -31,6 +30,12 @@ from .loops import (
     step_save,
     transactional_delete,
     transactional_save,
+)
+from .queueing import (
+    TEST_MODE_SKIPPED,
+    email_queue,
+    transactional_queue,
+    transactional_send,
 )
 from .runs import (
     FILTER_FIELDS,
@@ -56,22 +61,20 @@ from .sending import (
     RESERVE_LEASE,
     SEND_LEASE,
     SEND_RETRY,
-    TEST_EMAIL_LINK,
-    TEST_MODE_SKIPPED,
-    UNSUBSCRIBE_SALT,
     NotSent,
     TemporarySendError,
-    contact_resubscribe,
-    contact_unsubscribe,
     email_claim,
-    email_queue,
     email_send_test,
     emails_drain,
     emails_reserve,
     emails_sweep,
     send_retry_delay,
-    transactional_queue,
-    transactional_send,
+)
+from .unsubscribing import (
+    TEST_EMAIL_LINK,
+    UNSUBSCRIBE_SALT,
+    contact_resubscribe,
+    contact_unsubscribe,
     unsubscribe_contact_for,
     unsubscribe_token,
     unsubscribe_url,
@@ -107,7 +110,6 @@ __all__ = [
     "TemporarySendError",
     "UNSUBSCRIBE_SALT",
     "batch_budget_seconds",
-    "contact_added",
     "contact_matches",
     "contact_resubscribe",
     "contact_unsubscribe",

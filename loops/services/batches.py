@@ -1,4 +1,4 @@
-"""`event_fire` and `contact_added` for a batch (a drain's Stripe events), in a few statements instead of a few
+"""`event_fire` for a batch (a drain's Stripe events), in a few statements instead of a few
 per event: the same events, runs and wake-ups, with the same once-only keys."""
 
 from collections import defaultdict

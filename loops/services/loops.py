@@ -99,13 +99,6 @@ def event_send(
     return event_fire(team=team, contact=contact, name=name, properties=properties, source=source)
 
 
-def contact_added(*, contact: Contact) -> list[LoopRun]:
-    """A new contact, from any source: enrol it in the team's active "Contact added" loops, once."""
-    loops = Loop.objects.filter(team_id=contact.team_id, status=Loop.Status.ACTIVE, trigger=Loop.Trigger.CONTACT_ADDED)
-    runs = [run_start(loop=loop, contact=contact, event=None) for loop in loops]
-    return [run for run in runs if run is not None]
-
-
 def run_start(*, loop: Loop, contact: Contact, event: Event | None) -> LoopRun | None:
     """Enrol once per (loop, event) — or once per contact for "Contact added" — by constraint."""
     try:

@@ -25,7 +25,7 @@ from loopsync import work
 
 from ..models import Event, Loop, LoopRun, LoopStep
 from ..rendering import RenderError, RenderTimeout
-from .sending import email_queue
+from .queueing import email_queue
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Email: queue one message per (run, step), send it at most once, and let people unsubscribe.
+"""Email: send each queued message at most once (`queueing` records them, `unsubscribing` has their links).
 
 A message is rendered when queued and claimed (queued → sending) before it is sent, outside any
 transaction. A worker that dies after the claim leaves the row in `sending`; it is then marked failed,
@@ -11,28 +11,23 @@ import smtplib
 import threading
 import time
 from datetime import timedelta
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
-from accounts.services.senders import sender_email_allowed
-from contacts.models import Contact
-from contacts.selectors import contact_find
-from contacts.services import contact_set_subscribed, contact_upsert
 from loopsync import work
 from loopsync.site import absolute_url
 
-from ..models import EmailMessage, LoopRun, LoopStep
-from ..rendering import SUBJECT_MAX, RenderError, contact_context, email_render, event_context
+from ..models import EmailMessage, LoopStep
+from ..rendering import email_render
+from .queueing import TEST_MODE_SKIPPED, is_member_address, sender_address
+from .unsubscribing import TEST_EMAIL_LINK, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +39,6 @@ IDLE_CHECK_AFTER_SECONDS = 2.0
 BATCH_SIZE = 50
 DRAIN_BUDGET_SECONDS = 20
 MAX_SEND_ATTEMPTS = 6
-UNSUBSCRIBE_SALT = "loops.unsubscribe"
-TEST_EMAIL_LINK = "test"  # the unsubscribe link of a "Send a test to me" email: its page says so
 
 
 INTERRUPTED_SEND = (
@@ -55,131 +48,6 @@ INTERRUPTED_SEND = (
 
 class TemporarySendError(Exception):
     """The provider could not take the message now (connection, 4xx); it may later."""
-
-
-# --- unsubscribe links ---------------------------------------------------------------------------
-
-
-def unsubscribe_token(contact: Contact) -> str:
-    return signing.dumps([contact.team_id, contact.id], salt=UNSUBSCRIBE_SALT, compress=True)
-
-
-def unsubscribe_contact_for(token: str) -> Contact | None:
-    try:
-        team_id, contact_id = signing.loads(token, salt=UNSUBSCRIBE_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
-        return None
-    return Contact.objects.filter(team_id=team_id, id=contact_id).first()
-
-
-def unsubscribe_url(contact: Contact) -> str:
-    return absolute_url(reverse("loops:unsubscribe", kwargs={"token": unsubscribe_token(contact)}))
-
-
-def contact_unsubscribe(*, contact: Contact) -> Contact:
-    return contact_set_subscribed(contact=contact, subscribed=False, by=Contact.UnsubscribedBy.LINK)
-
-
-def contact_resubscribe(*, contact: Contact) -> Contact:
-    """The contact, on the page its unsubscribe link opens, asks for email again."""
-    return contact_set_subscribed(contact=contact, subscribed=True, by=Contact.UnsubscribedBy.LINK)
-
-
-# --- queueing ------------------------------------------------------------------------------------
-
-
-def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
-    """The message for this run's step, rendered now. The caller wakes the sender after its commit
-    (a wake-up of DRAIN_EMAILS, once for a whole batch of runs)."""
-    contact = run.contact
-    url = unsubscribe_url(contact)
-    rendered = email_render(
-        subject=step.subject,
-        preview_text=step.preview_text,
-        body=step.body,
-        context={"contact": contact_context(contact), "event": event_context(run.event), "unsubscribe_url": url},
-    )
-    from_address = _from_address(step)
-    skipped = _not_sent_because(contact, test_event=run.event is not None and not run.event.livemode)
-    # Inside the run's savepoint: a second message for this (run, step) fails the unique constraint
-    # and that savepoint, so the step never sends twice (a run is advanced by one worker at a time).
-    message = EmailMessage.objects.create(
-        team_id=run.team_id,
-        contact=contact,
-        run=run,
-        step=step,
-        to_email=contact.email,
-        from_email=from_address,
-        reply_to=step.reply_to,
-        subject=rendered.subject,
-        preview_text=rendered.preview_text,
-        html_body=rendered.html,
-        text_body=rendered.text,
-        status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
-        error=skipped,
-        next_attempt_at=None if skipped else timezone.now(),
-    )
-    return message
-
-
-TEST_MODE_SKIPPED = (
-    "Test mode: this contact came from a Stripe test-mode event, and test-mode email goes only to the "
-    "addresses of the team's members."
-)
-
-
-def _not_sent_because(contact: Contact, *, test_event: bool = False) -> str:
-    """Why a loop's email to this contact is recorded as skipped instead of sent ("" when it is sent). A test
-    contact, or a run a test-mode event started, emails only the team's members."""
-    if not contact.subscribed:
-        return "The contact is unsubscribed."
-    test_mode = test_event or not contact.livemode
-    if test_mode and not _is_member_address(team_id=contact.team_id, email=contact.email):
-        return TEST_MODE_SKIPPED
-    return ""
-
-
-def _is_member_address(*, team_id: int, email: str) -> bool:
-    return Membership.objects.filter(team_id=team_id, user__email__iexact=email.strip()).exists()
-
-
-def _from_address(step: LoopStep) -> str:
-    """The From header for a step or a transactional email. A From whose domain is no longer allowed
-    (its domain was deleted or ALLOWED_SENDER_DOMAINS changed since it was saved) falls back to the
-    default sender: never send as a domain the team has not verified."""
-    if step.from_email and not sender_email_allowed(team_id=step.team_id, email=step.from_email):
-        logger.warning("Team %s: From domain no longer allowed, sending as the default sender.", step.team_id)
-        return settings.DEFAULT_FROM_EMAIL
-    if step.from_name and step.from_email:
-        return formataddr((step.from_name, step.from_email))
-    return step.from_email or settings.DEFAULT_FROM_EMAIL
-
-
-def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
-    """Send `step` as it stands (saved or not), rendered with `context`, to `to` (the editor's user),
-    now, with "[Test]" before the subject. Not recorded as a contact's email; its unsubscribe link
-    unsubscribes nobody. Returns the Message-ID; raises what the provider raised."""
-    dummy_link = absolute_url(reverse("loops:unsubscribe", kwargs={"token": TEST_EMAIL_LINK}))
-    rendered = email_render(
-        subject=step.subject,
-        preview_text=step.preview_text,
-        body=step.body,
-        context={**context, "unsubscribe_url": dummy_link},
-    )
-    message = EmailMessage(
-        id=0,
-        to_email=to,
-        from_email=_from_address(step),
-        reply_to=step.reply_to,
-        subject=f"[Test] {rendered.subject}",
-        html_body=rendered.html,
-        text_body=rendered.text,
-    )
-    email = _build(message, dummy_link)
-    email.extra_headers["Message-ID"] = make_msgid(idstring="loopsync.test", domain=_sender_domain())
-    email.connection = get_connection(fail_silently=False)
-    email.send()
-    return email.extra_headers["Message-ID"]
 
 
 # --- sending -------------------------------------------------------------------------------------
@@ -339,7 +207,7 @@ def _prepare_claimed(message: EmailMessage) -> EmailMultiAlternatives | None:
         marketing
         and contact is not None
         and not contact.livemode
-        and not _is_member_address(team_id=contact.team_id, email=contact.email)
+        and not is_member_address(team_id=contact.team_id, email=contact.email)
     )
     if left_the_team:
         EmailMessage.objects.filter(id=message_id).update(
@@ -478,65 +346,28 @@ def emails_sweep() -> dict[str, int]:
     return {"requeued": due, "failed_stale": stale}
 
 
-# --- transactional email -------------------------------------------------------------------------
-
-
-def transactional_send(*, transactional, to_email: str, data: dict, add_to_audience: bool = False) -> EmailMessage:
-    """The API's `transactional`: queue `transactional` to `to_email`, linked to its contact when there is
-    one (created first when `add_to_audience`). Raises ValidationError when the email cannot be rendered
-    with this data (a limit): the failed email is recorded first, so the team's log shows it too."""
-    from django.core.exceptions import ValidationError
-
-    with transaction.atomic():
-        contact = contact_find(team=transactional.team, email=to_email)
-        if contact is None and add_to_audience:
-            contact, _ = contact_upsert(team=transactional.team, email=to_email)
-        message = transactional_queue(transactional=transactional, to_email=to_email, contact=contact, data=data)
-    if message.status == EmailMessage.Status.FAILED:
-        raise ValidationError({"dataVariables": message.error})
-    return message
-
-
-def transactional_queue(*, transactional, to_email: str, contact: Contact | None, data: dict) -> EmailMessage:
-    """Queue one transactional email (sent whether or not the address is subscribed, with no
-    unsubscribe link), recorded like any other send. Raises ValidationError for a missing variable."""
-    from django.core.exceptions import ValidationError
-
-    missing = [name for name in transactional.required_variables if data.get(name) in (None, "")]
-    if missing:
-        raise ValidationError({f"dataVariables.{name}": "This variable is required." for name in missing})
-    context = {
-        "contact": contact_context(contact) if contact else {"email": to_email},
-        "data": data,
-        "unsubscribe_url": "",
-    }
-    recorded = {
-        "team_id": transactional.team_id,
-        "contact": contact,
-        "transactional": transactional,
-        "to_email": to_email,
-        "from_email": _from_address(transactional),
-        "reply_to": transactional.reply_to,
-    }
-    try:
-        rendered = email_render(
-            subject=transactional.subject,
-            preview_text=transactional.preview_text,
-            body=transactional.body,
-            context=context,
-        )
-    except RenderError as exc:  # these values took the template over a limit: recorded, never sent
-        return EmailMessage.objects.create(
-            **recorded, subject=transactional.subject[:SUBJECT_MAX], status=EmailMessage.Status.FAILED, error=str(exc)
-        )
-    message = EmailMessage.objects.create(
-        **recorded,
-        subject=rendered.subject,
-        preview_text=rendered.preview_text,
+def email_send_test(*, step: LoopStep, context: dict, to: str) -> str:
+    """Send `step` as it stands (saved or not), rendered with `context`, to `to` (the editor's user),
+    now, with "[Test]" before the subject. Not recorded as a contact's email; its unsubscribe link
+    unsubscribes nobody. Returns the Message-ID; raises what the provider raised."""
+    dummy_link = absolute_url(reverse("loops:unsubscribe", kwargs={"token": TEST_EMAIL_LINK}))
+    rendered = email_render(
+        subject=step.subject,
+        preview_text=step.preview_text,
+        body=step.body,
+        context={**context, "unsubscribe_url": dummy_link},
+    )
+    message = EmailMessage(
+        id=0,
+        to_email=to,
+        from_email=sender_address(step),
+        reply_to=step.reply_to,
+        subject=f"[Test] {rendered.subject}",
         html_body=rendered.html,
         text_body=rendered.text,
-        status=EmailMessage.Status.QUEUED,
-        next_attempt_at=timezone.now(),
     )
-    work.wake_on_commit(work.DRAIN_EMAILS)
-    return message
+    email = _build(message, dummy_link)
+    email.extra_headers["Message-ID"] = make_msgid(idstring="loopsync.test", domain=_sender_domain())
+    email.connection = get_connection(fail_silently=False)
+    email.send()
+    return email.extra_headers["Message-ID"]

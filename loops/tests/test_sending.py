@@ -9,13 +9,9 @@ from django.utils import timezone
 from contacts.models import Contact
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep
-from loops.services.sending import (
-    email_claim,
-    email_queue,
-    emails_drain,
-    emails_sweep,
-    unsubscribe_url,
-)
+from loops.services.queueing import email_queue
+from loops.services.sending import email_claim, emails_drain, emails_sweep
+from loops.services.unsubscribing import unsubscribe_url
 from loops.tasks import drain_emails
 
 pytestmark = pytest.mark.django_db
@@ -222,7 +218,7 @@ def test_a_worker_dying_mid_batch_leaves_what_it_had_not_started_for_the_next(sm
 def test_the_unsubscribe_link_of_a_test_email_says_what_it_is(client):
     from django.urls import reverse
 
-    from loops.services.sending import TEST_EMAIL_LINK
+    from loops.services.unsubscribing import TEST_EMAIL_LINK
 
     response = client.get(reverse("loops:unsubscribe", args=[TEST_EMAIL_LINK]))
     assert response.status_code == 200 and "This is a test email's link" in response.content.decode()

@@ -25,7 +25,7 @@ from loops.services import event_fire, loop_activate, runs, sending
 from loops.tasks import drain_emails, drain_runs
 from loopsync.celery import app as celery_app
 from webhooks.models import Delivery
-from webhooks.services import processing
+from webhooks.services import batching, processing
 from webhooks.tasks import drain_deliveries
 
 pytestmark = pytest.mark.django_db
@@ -274,7 +274,7 @@ def test_deliveries_stopped_by_the_soft_limit_are_released_not_failed(
         event = {**template, "id": f"evt_{i}"}
         event["data"] = {"object": {**template["data"]["object"], "email": f"c{i}@example.com"}}
         assert post_webhook(endpoint, json.dumps(event)).status_code == 200
-    real_fire = processing.events_fire_many
+    real_fire = batching.events_fire_many
 
     def fire_until_the_limit(*, fires):
         # The limit's signal can land anywhere; here, as the batch fires the second delivery's event.
@@ -282,14 +282,14 @@ def test_deliveries_stopped_by_the_soft_limit_are_released_not_failed(
             raise SoftTimeLimitExceeded()
         return real_fire(fires=fires)
 
-    monkeypatch.setattr(processing, "events_fire_many", fire_until_the_limit)
+    monkeypatch.setattr(batching, "events_fire_many", fire_until_the_limit)
     assert drain_deliveries() == 0
 
     # The batch was undone and released for a retry, none of it marked failed.
     assert set(Delivery.objects.values_list("status", flat=True)) == {"received"}
     assert all("SoftTimeLimitExceeded" in d.last_error for d in Delivery.objects.all())
     assert not Contact.objects.exists() and not Event.objects.exists()
-    monkeypatch.setattr(processing, "events_fire_many", real_fire)
+    monkeypatch.setattr(batching, "events_fire_many", real_fire)
     with time_machine.travel(timezone.now() + timedelta(minutes=1)):  # past the retry's backoff
         processing.deliveries_drain()
     assert set(Delivery.objects.values_list("status", flat=True)) == {"processed"}

@@ -6,11 +6,10 @@ and re-runs claims whose worker died.
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -19,22 +18,27 @@ from accounts.models import Team
 from contacts.billing import contact_billing_apply
 from contacts.models import UnsubscribedBy
 from contacts.services import (
-    ContactKey,
-    SyncItem,
     contact_delete,
     contact_for_customer,
     contact_for_stripe,
     contact_set_subscribed,
     contact_sync_item,
     contacts_lock,
-    contacts_sync,
-    email_moving,
 )
-from loops.services import Fire, event_fire, events_fire_many
+from loops.services import event_fire
 from loopsync import work
 
-from ..models import CustomerDeleted, Delivery, Endpoint, EventSetting, IgnoredReason
+from ..models import CustomerDeleted, Delivery, EventSetting, IgnoredReason
 from ..stripe_events import SUPPORTED_EVENTS, Extracted
+from .batching import (
+    Options,
+    apply_batch,
+    batch_settings,
+    contact_key,
+    fire_keys,
+    fire_properties,
+    sync_item,
+)
 from .customers import customers_resolve, customers_unknown
 from .receiving import ignored_reason
 
@@ -87,28 +91,6 @@ def deliveries_claim(*, limit: int = BATCH_SIZE) -> list[Delivery]:
 # --- processing ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Options:
-    """What a batch needs of each endpoint and type setting, read with one query each."""
-
-    user_group: str
-    list_id: int | None
-    customer_deleted: str
-    api_key: str
-
-
-def _batch_settings(deliveries: list[Delivery]) -> tuple[dict[tuple[int, str], tuple[str, str]], dict[int, _Options]]:
-    pairs = {(delivery.endpoint_id, delivery.event_type) for delivery in deliveries}
-    rows = EventSetting.objects.filter(
-        endpoint_id__in={endpoint_id for endpoint_id, _ in pairs}, event_type__in={t for _, t in pairs}
-    ).values_list("endpoint_id", "event_type", "trigger_event_name", "additional_event_name")
-    triggers = {(endpoint_id, event_type): (name, extra) for endpoint_id, event_type, name, extra in rows}
-    endpoints = Endpoint.objects.filter(id__in={d.endpoint_id for d in deliveries}).values_list(
-        "id", "new_contact_user_group", "new_contact_list_id", "customer_deleted", "api_key"
-    )
-    return triggers, {row[0]: _Options(*row[1:]) for row in endpoints}
-
-
 def _extract(delivery: Delivery) -> Extracted:
     spec = SUPPORTED_EVENTS.get(delivery.event_type)
     if spec is None:
@@ -129,7 +111,7 @@ def _ignore(delivery: Delivery, reason: str, note: str = "") -> None:
     )
 
 
-def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], options: _Options | None) -> None:
+def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], options: Options | None) -> None:
     team = Team(id=delivery.team_id)
     livemode = delivery.livemode
     with transaction.atomic():
@@ -139,7 +121,7 @@ def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], opt
                 team=team, livemode=livemode, email=extracted.email, customer_id=extracted.customer_id
             )
         elif extracted.email:
-            item = _sync_item(delivery, extracted, options)
+            item = sync_item(delivery, extracted, options)
             contact = contact_sync_item(item=item, previous_email=extracted.previous_email).contact
             billing_pending = False
         else:  # a subscription, a quote…: the contact that carries this Stripe customer
@@ -159,7 +141,7 @@ def _apply(delivery: Delivery, extracted: Extracted, names: tuple[str, str], opt
         )
 
 
-def _unknown_note(extracted: Extracted, options: _Options | None) -> str:
+def _unknown_note(extracted: Extracted, options: Options | None) -> str:
     who = extracted.customer_id or f"the customer of charge {extracted.charge_id}"
     if options and options.api_key:
         return f"No contact has the Stripe customer {who}, and Stripe has no email for it."
@@ -169,7 +151,7 @@ def _unknown_note(extracted: Extracted, options: _Options | None) -> str:
     )
 
 
-def _customer_deleted(contact, options: _Options | None) -> bool:
+def _customer_deleted(contact, options: Options | None) -> bool:
     """The endpoint's choice for a customer deleted in Stripe. True when the contact is gone."""
     if options and options.customer_deleted == CustomerDeleted.DELETE:
         contact_delete(contact=contact)
@@ -178,38 +160,21 @@ def _customer_deleted(contact, options: _Options | None) -> bool:
     return False
 
 
-def _fire_properties(delivery: Delivery, extracted: Extracted, contact, customer_id: str | None = None) -> dict:
-    """`customer_id`: the contact's Stripe customer as this event left it (default: as it is now)."""
-    return {
-        **extracted.properties,
-        "stripe_event_id": delivery.stripe_event_id,
-        "stripe_event_type": delivery.event_type,
-        "stripe_customer_id": extracted.customer_id
-        or (contact.stripe_customer_id if customer_id is None else customer_id),
-        "livemode": contact.livemode,
-    }
-
-
 def _fire(delivery: Delivery, extracted: Extracted, contact, names: tuple[str, str]) -> None:
     events_fire(
         contact=contact,
         names=names,
         key=delivery.stripe_event_id,
         occurred_at=delivery.event_created,
-        properties=_fire_properties(delivery, extracted, contact),
+        properties=fire_properties(delivery, extracted, contact),
     )
-
-
-def _fire_keys(key: str) -> tuple[str, str]:
-    """The idempotency keys of a type's event and of its additional custom event."""
-    return key, f"{key}:additional"
 
 
 def events_fire(*, contact, names: tuple[str, str], key: str, properties: dict, occurred_at=None) -> int:
     """A type's event and its additional custom event (Loops' "Trigger an additional custom event"), each once
     per `key`, however often it is asked. Returns how many were fired now."""
     fired = 0
-    for name, idempotency_key in zip(names, _fire_keys(key), strict=True):
+    for name, idempotency_key in zip(names, fire_keys(key), strict=True):
         if name:
             result = event_fire(
                 team=Team(id=contact.team_id),
@@ -232,7 +197,7 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
     A delivery about a customer no contact carries, on an endpoint with a Stripe key, needs a call to
     Stripe. The shared drain never makes one (one team's slow Stripe must not hold up the others): it
     hands the delivery to a task of its own (`look_up`), which calls Stripe before its transaction opens."""
-    triggers, options = _batch_settings(deliveries)
+    triggers, options = batch_settings(deliveries)
     extracted: dict[int, Extracted] = {}
     for delivery in deliveries:
         try:
@@ -254,8 +219,8 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
     ordered = [d for d in deliveries if d.id in extracted]
     try:
         with transaction.atomic():
-            locked = contacts_lock(keys=[_contact_key(d, extracted[d.id]) for d in ordered])
-            for delivery in _apply_batch(ordered, extracted, triggers, options, locked):
+            locked = contacts_lock(keys=[contact_key(d, extracted[d.id]) for d in ordered])
+            for delivery in apply_batch(ordered, extracted, triggers, options, locked):
                 try:
                     _apply(
                         delivery,
@@ -280,137 +245,6 @@ def _process(deliveries: list[Delivery], *, look_up: bool = False) -> None:
         raise
 
 
-# --- the set-based path: most of a batch in a few statements ---------------------------------------------------
-
-
-def _sync_item(delivery: Delivery, extracted: Extracted, options: _Options | None) -> SyncItem:
-    return SyncItem(
-        team_id=delivery.team_id,
-        livemode=delivery.livemode,
-        email=extracted.email,
-        full_name=extracted.full_name,
-        customer_id=extracted.customer_id,
-        event_created=delivery.event_created,
-        new_user_group=options.user_group if options else "",
-        new_list_id=options.list_id if options else None,
-        billing=extracted.billing,
-    )
-
-
-def _simple(delivery: Delivery, extracted: Extracted) -> bool:
-    """An event the set-based path takes: it names an email, moves no contact from another, deletes nobody."""
-    moving = email_moving(extracted.email, extracted.previous_email)
-    return bool(extracted.email) and not moving and delivery.event_type != "customer.deleted"
-
-
-def _partition(
-    ordered: list[Delivery], extracted: dict[int, Extracted], locked: list
-) -> tuple[list[Delivery], list[Delivery]]:
-    """(what the set-based path takes, what goes one by one, in delivery order). Keys (an email, a Stripe
-    customer) are joined into groups that may be one contact: the keys of one event, and a locked contact's
-    email and customer. A group with any event that goes one by one goes one by one as a whole, so each
-    contact's events keep their order whichever key they reach it by."""
-    parent: dict[tuple, tuple] = {}
-
-    def find(key: tuple) -> tuple:
-        parent.setdefault(key, key)
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def join(keys: list[tuple]) -> None:
-        roots = [find(key) for key in keys]
-        for root in roots[1:]:
-            parent[root] = roots[0]
-
-    def keys_of(team_id: int, livemode: bool, emails, customer_id: str) -> list[tuple]:
-        keys = [(team_id, livemode, "email", email.strip().lower()) for email in emails if email]
-        return keys + ([(team_id, livemode, "customer", customer_id)] if customer_id else [])
-
-    for contact in locked:
-        join(keys_of(contact.team_id, contact.livemode, [contact.email], contact.stripe_customer_id))
-    delivery_keys = {}
-    for delivery in ordered:
-        key = _contact_key(delivery, extracted[delivery.id])
-        delivery_keys[delivery.id] = keys_of(key.team_id, key.livemode, key.emails, key.customer_id)
-        join(delivery_keys[delivery.id])
-    one_by_one = {
-        find(key)
-        for delivery in ordered
-        if not _simple(delivery, extracted[delivery.id])
-        for key in delivery_keys[delivery.id]
-    }
-    simple, rest = [], []
-    for delivery in ordered:
-        keys = delivery_keys[delivery.id]
-        if _simple(delivery, extracted[delivery.id]) and not {find(key) for key in keys} & one_by_one:
-            simple.append(delivery)
-        else:
-            rest.append(delivery)
-    return simple, rest
-
-
-def _apply_batch(
-    ordered: list[Delivery],
-    extracted: dict[int, Extracted],
-    triggers: dict[tuple[int, str], tuple[str, str]],
-    options: dict[int, _Options],
-    locked: list,
-) -> list[Delivery]:
-    """Process the simple deliveries of a batch together, in the batch's transaction: their contacts in one
-    insert and one update (contacts.services.contacts_sync), their events, runs and wake-ups in a few more
-    (loops.services.events_fire_many), and one update marks them processed. Returns the deliveries left for the
-    one-by-one path: the others, or all of them when the set-based path fails (a contact or an event key that
-    another writer created meanwhile), after its savepoint has undone it."""
-    simple, rest = _partition(ordered, extracted, locked)
-    if not simple:
-        return rest
-    try:
-        with transaction.atomic():
-            items = [_sync_item(d, extracted[d.id], options.get(d.endpoint_id)) for d in simple]
-            synced = contacts_sync(items=items, locked=locked)
-            fires = []
-            for delivery, result in zip(simple, synced, strict=True):
-                found = extracted[delivery.id]
-                if not found.fires:
-                    continue
-                names = triggers.get((delivery.endpoint_id, delivery.event_type), ("", ""))
-                properties = _fire_properties(delivery, found, result.contact, result.stripe_customer_id)
-                for name, key in zip(names, _fire_keys(delivery.stripe_event_id), strict=True):
-                    if name:
-                        fires.append(
-                            Fire(
-                                contact=result.contact,
-                                name=name,
-                                idempotency_key=key,
-                                properties=properties,
-                                source="stripe",
-                                occurred_at=delivery.event_created,
-                            )
-                        )
-            events_fire_many(fires=fires)
-            Delivery.objects.filter(id__in=[d.id for d in simple], status=Delivery.Status.PROCESSING).update(
-                status=Delivery.Status.PROCESSED, processed_at=timezone.now(), last_error="", next_attempt_at=None
-            )
-    except RELEASING_ERRORS:
-        raise
-    except IntegrityError as exc:  # another writer created one of these contacts or fired one of these keys
-        logger.info("A batch of %s deliveries is processed one by one: %s", len(simple), exc)
-        return ordered
-    except Exception:  # the one-by-one path records what fails, delivery by delivery
-        logger.warning("A batch of %s deliveries is processed one by one", len(simple), exc_info=True)
-        return ordered
-    return rest
-
-
-def _contact_key(delivery: Delivery, extracted: Extracted) -> ContactKey:
-    emails = tuple(e for e in (extracted.email, extracted.previous_email) if e)
-    return ContactKey(
-        team_id=delivery.team_id, livemode=delivery.livemode, emails=emails, customer_id=extracted.customer_id
-    )
-
-
 def _look_up_later(delivery: Delivery) -> None:
     """Leave the claim to `process_delivery`, at once: its lease is over, so that task can take it (and the
     sweep, should the message be lost)."""
@@ -428,7 +262,7 @@ def _look_up_failed(delivery: Delivery, error: str) -> None:
         delivery_release(delivery_id=delivery.id, error=error)
 
 
-def _api_keys(options: dict[int, _Options]) -> dict[int, str]:
+def _api_keys(options: dict[int, Options]) -> dict[int, str]:
     return {endpoint_id: o.api_key for endpoint_id, o in options.items() if o.api_key}
 
 

@@ -1,4 +1,4 @@
-"""The drain's set-based path (processing._apply_batch): a batch's contacts, events and runs in a few
+"""The drain's set-based path (batching.apply_batch): a batch's contacts, events and runs in a few
 statements, with the same results as one by one — out-of-order events, once-only events, "Contact added"
 loops — and a fall-back to one by one when another writer got there first."""
 

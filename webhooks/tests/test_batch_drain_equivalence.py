@@ -11,7 +11,7 @@ from conftest import fixture_text, sign
 from contacts.models import Contact
 from loops.models import Event, LoopRun
 from webhooks.models import Delivery
-from webhooks.services import processing
+from webhooks.services import batching, processing
 from webhooks.services.receiving import delivery_receive
 
 EMAILS = ["a@x.com", "b@x.com", "c@x.com", "A@x.com", "d@x.com"]
@@ -105,7 +105,7 @@ def test_set_based_drain_equals_one_by_one(team, make_endpoint, make_loop, monke
     on_event.trigger, on_event.trigger_event_name, on_event.name = "event", "custUpdated", "on-updated"
     on_event.save()
     monkeypatch.setattr(processing, "DRAIN_LINGER_SECONDS", 0)
-    real_partition = processing._partition
+    real_partition = batching.partition
     set_based = []
 
     def partition(ordered, extracted, locked):
@@ -116,11 +116,11 @@ def test_set_based_drain_equals_one_by_one(team, make_endpoint, make_loop, monke
     diffs = []
     for seed in range(40):
         with transaction.atomic():
-            monkeypatch.setattr(processing, "_partition", partition)
+            monkeypatch.setattr(batching, "partition", partition)
             batch = scenario(team, endpoint, seed)
             transaction.set_rollback(True)
         with transaction.atomic():
-            monkeypatch.setattr(processing, "_partition", lambda ordered, extracted, *locked: ([], list(ordered)))
+            monkeypatch.setattr(batching, "partition", lambda ordered, extracted, *locked: ([], list(ordered)))
             single = scenario(team, endpoint, seed)
             transaction.set_rollback(True)
         if batch != single:
