@@ -323,6 +323,9 @@ def update_row(
     params.append(pk)
     for name, value in where.items():
         field = _own_field(model, name)
+        if value is None:  # as filter(name=None): `= NULL` would match no row
+            conditions.append(f"{column(field)} IS NULL")
+            continue
         conditions.append(f"{column(field)} = %s")
         params.append(field.get_db_prep_save(value, connection))
     sql = (

@@ -104,8 +104,10 @@ def _host_allowed(environ: dict[str, Any]) -> bool:
     Django answers with its 400)."""
     if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
         host = environ["HTTP_X_FORWARDED_HOST"]
-    else:
-        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    elif "HTTP_HOST" in environ:  # present but empty is refused, as Django refuses it: no SERVER_NAME fallback
+        host = environ["HTTP_HOST"]
+    else:  # PEP 3333's reconstruction; the port it appends cannot change the domain that is checked
+        host = environ.get("SERVER_NAME", "")
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]

@@ -172,5 +172,5 @@ def sender_domain_verify(*, sender_domain: SenderDomain) -> SenderDomain:
 
 
 def sender_domain_delete(*, sender_domain: SenderDomain) -> None:
-    """Emails already set to send from this domain fall back to the default sender (loops.services.sending)."""
+    """Emails already set to send from this domain fall back to the default sender (loops.services.queueing)."""
     sender_domain.delete()

@@ -67,6 +67,23 @@ def test_worker_killed_between_claim_and_send_never_sends_twice(smtp_server, que
     assert smtp_server.messages == []
 
 
+def test_a_worker_whose_reservation_lapsed_does_not_send_what_another_sent(smtp_server, queued, monkeypatch):
+    """The claim (queued → sending) is what stops a second send when two workers hold the same message."""
+    import time_machine
+
+    from loops.services import sending
+
+    stale = sending.emails_reserve()  # a slow worker's batch...
+    with time_machine.travel(timezone.now() + sending.RESERVE_LEASE + timedelta(seconds=1)):
+        emails_drain()  # ...whose reservation ran out: another worker sends it
+        batches = iter([stale, []])
+        monkeypatch.setattr(sending, "emails_reserve", lambda limit: next(batches))
+        emails_drain()  # the slow worker gets to its batch at last
+    assert len(smtp_server.messages) == 1
+    queued.refresh_from_db()
+    assert queued.status == "sent" and queued.attempts == 1
+
+
 def test_rejected_recipient_is_a_permanent_failure(smtp_server, queued):
     smtp_server.refuse.add("ada@example.com")
     emails_drain()

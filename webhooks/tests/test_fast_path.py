@@ -131,7 +131,7 @@ def test_an_endpoint_read_before_a_save_in_this_process_is_not_remembered_after_
 
     def load_then_a_save_lands(endpoint_uuid):
         loaded = real_load(endpoint_uuid)
-        endpoint_set_enabled(endpoint=endpoint, enabled=False)  # committed (no atomic block here): forgets
+        endpoint_set_enabled(endpoint=endpoint, enabled=False)  # forgets the cached endpoints at once
         return loaded
 
     receiving.endpoints_forget()
@@ -255,6 +255,7 @@ def test_a_host_not_in_allowed_hosts_gets_djangos_400_and_nothing_is_stored(endp
     refused = post(client, endpoint, event(41), HTTP_HOST="evil.example")
     assert refused.status_code == 400
     assert not Delivery.objects.filter(stripe_event_id="evt_fast_41").exists()
+    assert post(client, endpoint, event(41), HTTP_HOST="", SERVER_NAME="loopsync.example.com").status_code == 400
     assert post(client, endpoint, event(41), HTTP_HOST="loopsync.example.com").status_code == 200
     assert Delivery.objects.filter(stripe_event_id="evt_fast_41").count() == 1
 
