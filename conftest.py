@@ -175,6 +175,40 @@ def make_endpoint():
 
 
 @pytest.fixture
+def run_tasks(django_capture_on_commit_callbacks):
+    """Run what would go to the worker right away, in this process, as `make run` does."""
+    from loopsync.celery import app as celery_app
+
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    yield run
+    celery_app.conf.task_always_eager = eager
+
+
+def chain_steps(loop, *steps):
+    """Save unsaved LoopSteps as the loop's main line, each after the one before (a test's loop)."""
+    parent = None
+    for step in steps:
+        step.team_id, step.loop, step.parent, step.port = loop.team_id, loop, parent, 0
+        step.save()
+        parent = step
+    return list(steps)
+
+
+def main_line(loop):
+    """The loop's steps from the root along port 0."""
+    from loops.services import tree_load
+
+    tree = tree_load(loop)
+    return tree.chain_from(tree.root)
+
+
+@pytest.fixture
 def endpoint(team, make_endpoint):
     return make_endpoint(team, triggers={"invoice.payment_failed": "failedPayment"})
 
@@ -423,17 +457,13 @@ def tasks_published():
 @pytest.fixture
 def make_loop(db):
     """A loop copied from a seeded template, activated unless told otherwise."""
-    import importlib
-
-    from django.apps import apps
-
     from loops.models import LoopTemplate
+    from loops.seeding import templates_seed
     from loops.services import loop_activate, loop_create_from_template
 
     # Transactional tests empty every table afterwards, seeded ones included: seed again when needed.
     if not LoopTemplate.objects.exists():
-        for migration in ("0003_seed_stripe_templates", "0007_seed_lifecycle_templates"):
-            importlib.import_module(f"loops.migrations.{migration}").seed(apps, None)
+        templates_seed(LoopTemplate)
 
     def make(team, slug: str = "stripe-payment-failed", activate: bool = True):
         loop = loop_create_from_template(team=team, template=LoopTemplate.objects.get(slug=slug))

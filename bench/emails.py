@@ -220,7 +220,7 @@ n = int(sys.argv[1])
 team = team_create(name="Bench")
 loop = Loop.objects.create(team=team, name="Bench loop", trigger_event_name="benchEvent")
 LoopStep.objects.create(
-    team=team, loop=loop, position=1, kind="email",
+    team=team, loop=loop, kind="email",
     subject="Thanks {{ contact.first_name | default: 'there' }}: {{ event.amount_formatted }}",
     preview_text="Your receipt", body="Hi {{ contact.first_name }},\\n\\nWe got **{{ event.amount_formatted }}**.\\n\\n"
     "[View invoice]({{ event.hosted_invoice_url }}){.button}",

@@ -181,7 +181,6 @@ def emails(team, n: int, smtp_port: int, top: int) -> None:
     LoopStep.objects.create(
         team=team,
         loop=loop,
-        position=1,
         kind="email",
         subject="Thanks {{ contact.first_name | default: 'there' }}: {{ event.amount_formatted }}",
         preview_text="Your receipt",

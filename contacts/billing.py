@@ -151,7 +151,11 @@ def billing_fold(contact: Contact, updates: list[BillingUpdate] | tuple[BillingU
 
 def contact_billing_apply(*, contact: Contact, updates: list[BillingUpdate], at: int) -> bool:
     """Apply billing updates to a contact the caller holds locked, and save it if anything changed."""
+    from .changes import changes_send, contact_state, state_changes
+
+    before = contact_state(contact)
     if not billing_fold(contact, updates, at):
         return False
     contact.save(update_fields=["stripe_billing", "properties", "updated_at"])
+    changes_send([(contact, state_changes(before, contact))])
     return True

@@ -8,3 +8,9 @@ from django.dispatch import Signal
 # whole batch, so that a receiver does its work for all of them at once). The loops app enrols them in "Contact
 # added" loops.
 contacts_created = Signal()
+# Contacts' fields or properties changed (contacts.changes): `changes`, a list of (contact, {field: (old, new)}),
+# sent inside the writer's transaction once it saved them. The loops app starts "Contact updated" loops.
+contacts_changed = Signal()
+# A contact joined mailing lists: `contact` and `list_ids` (the lists it was not on before). The loops app
+# starts "Added to a mailing list" loops.
+lists_joined = Signal()

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from contacts.admin import ContactAdmin
 
 from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate
-from .services import loop_activate, loop_create_from_template, loop_pause, step_add, step_remove, step_save
+from .services import loop_activate, loop_create_from_template, loop_pause, step_remove, step_save
 
 
 @admin.register(Event)
@@ -17,28 +17,21 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ["contact", "team"]
 
 
-def _active(loop: Loop | None) -> bool:
-    return loop is not None and loop.pk is not None and loop.status == Loop.Status.ACTIVE
-
-
 class LoopStepInline(admin.StackedInline):
-    """A loop's steps. Their content can be edited at any time; adding, removing and reordering go through the
-    loops services, which refuse them on an active loop (its runs stand at a step by its number), so here
-    they are not offered while the loop is active."""
+    """A loop's steps: their content. Where a step stands in the tree (adding, removing, moving one) is the
+    loop editor's work, through the loops services, which keep the runs under way in place."""
 
     model = LoopStep
     extra = 0
     exclude = ["team"]
-    ordering = ["position", "id"]
+    ordering = ["id"]
+    readonly_fields = ["parent", "port"]
 
     def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and not _active(obj)
+        return False
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not _active(obj)
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["position"]  # the order changes with the editor's up and down, which keeps the runs in place
+        return False
 
 
 @admin.register(Loop)
@@ -53,16 +46,9 @@ class LoopAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         """Through the services, as the editor saves steps: a refused change (the loop was activated meanwhile)
         is reported, not saved behind their back."""
-        loop = form.instance
-        steps = formset.save(commit=False)  # which also lists formset.deleted_objects
         try:
-            for step in formset.deleted_objects:
-                step_remove(step=step)
-            for step in steps:
-                if step.pk is None:
-                    step_add(loop=loop, step=step)
-                else:
-                    step_save(step=step)
+            for step in formset.save(commit=False):
+                step_save(step=step)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
@@ -86,20 +72,17 @@ class LoopAdmin(admin.ModelAdmin):
 class LoopStepAdmin(admin.ModelAdmin):
     """Steps one by one: their content, as in the loop's page. Added, removed and reordered only there."""
 
-    list_display = ["loop", "position", "kind", "subject"]
+    list_display = ["loop", "kind", "subject"]
     list_filter = ["kind"]
     exclude = ["team"]
-    readonly_fields = ["loop", "position"]
+    readonly_fields = ["loop", "parent", "port"]
 
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and (obj is None or not _active(obj.loop))
-
     def get_actions(self, request):
         actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # one at a time, through step_remove, which closes the gap
+        actions.pop("delete_selected", None)  # one at a time, through step_remove, which mends the tree
         return actions
 
     def save_model(self, request, obj, form, change):
@@ -111,11 +94,11 @@ class LoopStepAdmin(admin.ModelAdmin):
 
 @admin.register(LoopRun)
 class LoopRunAdmin(admin.ModelAdmin):
-    list_display = ["contact", "loop", "status", "position", "waiting_for", "next_due_at", "created_at"]
+    list_display = ["contact", "loop", "status", "step", "waiting_for", "next_due_at", "created_at"]
     list_filter = ["status", "loop"]
     search_fields = ["contact__email", "loop__name"]
-    raw_id_fields = ["contact", "event"]
-    readonly_fields = ["history", "created_at", "updated_at"]
+    raw_id_fields = ["contact", "event", "step"]
+    readonly_fields = ["history", "passed", "choices", "created_at", "updated_at"]
     list_select_related = ["contact", "loop"]
 
 
@@ -167,7 +150,7 @@ class EmailMessageInline(admin.TabularInline):
 class LoopRunInline(admin.TabularInline):
     model = LoopRun
     fk_name = "contact"
-    fields = ["loop", "status", "position", "waiting_for", "next_due_at", "created_at"]
+    fields = ["loop", "status", "step", "waiting_for", "next_due_at", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

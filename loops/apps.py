@@ -5,12 +5,21 @@ class LoopsConfig(AppConfig):
     name = "loops"
 
     def ready(self) -> None:
-        from contacts.signals import contacts_created
+        from contacts.signals import contacts_changed, contacts_created, lists_joined
 
-        from .services import contacts_added
+        from .services import contacts_added, contacts_updated
+        from .services import lists_joined as enrol_list_joined
 
         def on_contacts_created(sender, contacts, **kwargs):
             # Any source that creates a contact (Stripe, the app, the API, the admin) starts "Contact added" loops.
             contacts_added(contacts=contacts)
 
+        def on_contacts_changed(sender, changes, **kwargs):
+            contacts_updated(changes=changes)
+
+        def on_lists_joined(sender, contact, list_ids, **kwargs):
+            enrol_list_joined(contact=contact, list_ids=list_ids)
+
         contacts_created.connect(on_contacts_created, dispatch_uid="loops.contacts_added", weak=False)
+        contacts_changed.connect(on_contacts_changed, dispatch_uid="loops.contacts_updated", weak=False)
+        lists_joined.connect(on_lists_joined, dispatch_uid="loops.lists_joined", weak=False)

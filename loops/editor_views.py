@@ -1,5 +1,5 @@
-"""The loop editor: a loop's name and trigger, its steps (add, edit, remove, reorder), an email's live
-preview for a chosen contact, a test email to the current user, and activate / pause."""
+"""The loop editor: a loop's name, trigger and frequency; its tree of steps (add on any path, edit, remove,
+move); an email's live preview for a chosen contact; a test email to the current user; activate, pause, archive."""
 
 import logging
 
@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
@@ -51,7 +52,7 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
         {
             "loop": loop,
             "form": form or LoopForm(instance=loop),
-            "steps": loop.steps.order_by("position", "id"),
+            "nodes": selectors.loop_outline(loop=loop),
             "runs": {r["status"]: r["n"] for r in runs},
             "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],
             "unfired": _unfired(loop),
@@ -76,7 +77,7 @@ def _unfired(loop: Loop) -> dict | None:
 
 @login_required
 def loop_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The editor's main page; POST saves the name and trigger."""
+    """The editor's main page; POST saves the name, trigger and frequency."""
     loop = _loop(request, pk)
     if request.method != "POST":
         return _render_loop(request, loop)
@@ -93,19 +94,26 @@ def loop_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def loop_status(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
-    if request.POST.get("action") == "activate":
+    action = request.POST.get("action")
+    if action == "activate":
         try:
             services.loop_activate(loop=loop)
             messages.success(request, f"“{loop.name}” is active.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+    elif action == "archive":
+        services.loop_archive(loop=loop)
+        messages.success(request, f"“{loop.name}” is archived: it starts nobody, and its runs under way stopped.")
+    elif action == "restore":
+        services.loop_restore(loop=loop)
+        messages.success(request, f"“{loop.name}” is a draft again.")
     else:
         services.loop_pause(loop=loop)
         messages.success(request, f"“{loop.name}” is paused: it starts nobody new, and its runs wait where they are.")
     return redirect("loops:loop", pk=loop.pk)
 
 
-def _render_step(request, loop, form, *, step=None, kind, preview_email="", test_result=None, status=200):
+def _render_step(request, loop, form, *, step=None, kind, preview_email="", test_result=None, status=200, place=None):
     return render(
         request,
         "loops/step.html",
@@ -115,6 +123,7 @@ def _render_step(request, loop, form, *, step=None, kind, preview_email="", test
             "kind": kind,
             "kind_label": LoopStep.Kind(kind).label,
             "form": form,
+            "place": place or {},
             "preview_email": preview_email,
             "preview": _preview(loop, form, preview_email) if kind == LoopStep.Kind.EMAIL else None,
             "preview_contacts": selectors.preview_contacts(team=loop.team),
@@ -125,26 +134,38 @@ def _render_step(request, loop, form, *, step=None, kind, preview_email="", test
     )
 
 
+def _place(request: HttpRequest, loop: Loop) -> dict:
+    """Where a new step goes: after the step `after` on its `port` (or at the end of the main line)."""
+    after_pk = parse_id(request.POST.get("after") or request.GET.get("after", ""))
+    port = parse_id(request.POST.get("port") or request.GET.get("port", "")) or 0
+    after = _step(loop, after_pk) if after_pk else None
+    return {"after": after, "port": port}
+
+
+def _form(kind: str, loop: Loop, *args, **kwargs):
+    return step_form(kind, *args, catalogue=selectors.condition_fields(loop=loop), **kwargs)
+
+
 @login_required
 @email_preview_policy
 def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     kind = _kind(request.POST.get("kind") or request.GET.get("kind", ""))
-    if loop.status == Loop.Status.ACTIVE:
-        messages.error(request, "Pause the loop to add, remove or reorder steps: its runs are at a step by its number.")
-        return redirect("loops:loop", pk=loop.pk)
+    place = _place(request, loop)
+    instance = LoopStep(kind=kind, team_id=loop.team_id, loop=loop)
     if request.method != "POST":
-        return _render_step(request, loop, step_form(kind, instance=LoopStep(kind=kind)), kind=kind)
-    form = step_form(kind, request.POST, instance=LoopStep(kind=kind, team_id=loop.team_id, loop=loop, position=0))
+        return _render_step(request, loop, _form(kind, loop, instance=instance), kind=kind, place=place)
+    form = _form(kind, loop, request.POST, instance=instance)
     if form.is_valid():
         try:
-            step = services.step_add(loop=loop, step=form.save(commit=False))
+            step = services.step_add(loop=loop, step=form.save(commit=False), after=place["after"], port=place["port"])
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("loops:loop", pk=loop.pk)
-        messages.success(request, f"Step {step.position} ({step.get_kind_display()}) added.")
-        return redirect("loops:loop", pk=loop.pk)
-    return _render_step(request, loop, form, kind=kind, preview_email=request.POST.get("preview_email", ""), status=400)
+        messages.success(request, f"{step.get_kind_display()} added.")
+        return redirect(f"{reverse('loops:loop', args=[loop.pk])}#step-{step.pk}")
+    preview_email = request.POST.get("preview_email", "")
+    return _render_step(request, loop, form, kind=kind, preview_email=preview_email, status=400, place=place)
 
 
 @login_required
@@ -153,12 +174,12 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
     if request.method != "POST":
-        return _render_step(request, loop, step_form(step.kind, instance=step), step=step, kind=step.kind)
-    form = step_form(step.kind, request.POST, instance=step)
+        return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
+    form = _form(step.kind, loop, request.POST, instance=step)
     if form.is_valid():
         services.step_save(step=form.save(commit=False))
-        messages.success(request, f"Step {step.position} ({step.get_kind_display()}) saved.")
-        return redirect("loops:loop", pk=loop.pk)
+        messages.success(request, f"{step.get_kind_display()} saved.")
+        return redirect(f"{reverse('loops:loop', args=[loop.pk])}#step-{step.pk}")
     step = _step(loop, step_pk)  # the invalid form changed the instance it was given
     return _render_step(
         request, loop, form, step=step, kind=step.kind, preview_email=request.POST.get("preview_email", ""), status=400
@@ -170,11 +191,9 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
 def step_move(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
-    try:
-        services.step_move(step=step, offset=-1 if request.POST.get("direction") == "up" else 1)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("loops:loop", pk=loop.pk)
+    if not services.step_move(step=step, offset=-1 if request.POST.get("direction") == "up" else 1):
+        messages.error(request, "This step cannot move that way: a branch, an experiment or the end is in the way.")
+    return redirect(f"{reverse('loops:loop', args=[loop.pk])}#step-{step.pk}")
 
 
 @login_required
@@ -182,13 +201,16 @@ def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
     if request.method == "POST":
-        try:
-            services.step_remove(step=step)
-            messages.success(request, f"Step {step.position} ({step.get_kind_display()}) removed.")
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+        removal = services.step_remove(step=step)
+        messages.success(
+            request,
+            f"{step.get_kind_display()} removed"
+            + (f" with {removal.steps - 1} step(s) under it." if removal.steps > 1 else "."),
+        )
         return redirect("loops:loop", pk=loop.pk)
-    return render(request, "loops/step_delete.html", {"loop": loop, "step": step})
+    return render(
+        request, "loops/step_delete.html", {"loop": loop, "step": step, "removal": services.step_removal(step=step)}
+    )
 
 
 # --- preview and test email ----------------------------------------------------------------------
@@ -210,7 +232,7 @@ def _preview(loop: Loop, form, preview_email: str) -> dict:
 @require_POST
 def step_preview(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
-    form = step_form(LoopStep.Kind.EMAIL, request.POST, instance=LoopStep(kind=LoopStep.Kind.EMAIL))
+    form = _form(LoopStep.Kind.EMAIL, loop, request.POST, instance=LoopStep(kind=LoopStep.Kind.EMAIL, loop=loop))
     preview = _preview(loop, form, request.POST.get("preview_email", ""))
     return render(request, "loops/_preview.html", {"preview": preview})
 
@@ -224,8 +246,8 @@ def step_test(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step_pk = request.POST.get("step", "")
     step = _step(loop, parse_id(step_pk)) if parse_id(step_pk) else None
-    instance = step or LoopStep(kind=LoopStep.Kind.EMAIL, team_id=loop.team_id, loop=loop, position=0)
-    form = step_form(LoopStep.Kind.EMAIL, request.POST, instance=instance)
+    instance = step or LoopStep(kind=LoopStep.Kind.EMAIL, team_id=loop.team_id, loop=loop)
+    form = _form(LoopStep.Kind.EMAIL, loop, request.POST, instance=instance)
     preview_email = request.POST.get("preview_email", "")
     result = _send_test(request, loop, form, preview_email)
     if request.htmx:

@@ -3,9 +3,14 @@
 import re
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
+
+from contacts.conditions import OPERATORS_ANY, conditions_clean, fields_for
+from contacts.models import MailingList
 
 from .models import Loop, LoopStep, TransactionalEmail
-from .services import event_name_validate
+from .selectors import team_properties
+from .services import event_name_validate, loop_name_taken
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EVENT_NAME_WIDGET = forms.TextInput(
@@ -14,25 +19,86 @@ EVENT_NAME_WIDGET = forms.TextInput(
 
 
 class LoopForm(forms.ModelForm):
+    """A loop's name, trigger and frequency."""
+
     class Meta:
         model = Loop
-        fields = ["name", "trigger", "trigger_event_name"]
-        labels = {"trigger": "Trigger", "trigger_event_name": "Event name"}
+        fields = [
+            "name", "trigger", "trigger_event_name", "trigger_list", "trigger_field", "trigger_from_set",
+            "trigger_from", "trigger_to_set", "trigger_to", "frequency", "frequency_key",
+        ]  # fmt: skip
+        labels = {
+            "trigger": "Trigger",
+            "trigger_event_name": "Event name",
+            "trigger_list": "Mailing list",
+            "trigger_field": "Field or property",
+            "trigger_from_set": "Only from a value",
+            "trigger_from": "From",
+            "trigger_to_set": "Only to a value",
+            "trigger_to": "To",
+            "frequency": "How often a contact enters",
+            "frequency_key": "Key (an event property)",
+        }
         help_texts = {
             "trigger_event_name": "For “Event received”: the event that starts this loop. Pick one your Stripe "
             "endpoints fire or type a new name.",
+            "trigger_field": "For “Contact updated”: blank for any change, or e.g. contact.properties.planName.",
+            "trigger_from": "Blank means empty (not set).",
+            "frequency_key": "For “Once per key”: e.g. invoice_id, so that one invoice that Stripe retries starts "
+            "one run.",
         }
         widgets = {"trigger_event_name": EVENT_NAME_WIDGET}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        team_id = self.instance.team_id
+        self.fields["trigger_list"].queryset = MailingList.objects.filter(team_id=team_id).order_by("name")
+        self.fields["trigger_list"].required = False
+        self.fields["frequency"].required = False  # left out: as it was
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data.get("name", "").strip()
+        if name and loop_name_taken(team=self.instance.team, name=name, exclude_id=self.instance.pk):
+            raise forms.ValidationError("Another loop of your team has this name.")
+        return name
 
     def clean_trigger_event_name(self) -> str:
         return event_name_validate(self.cleaned_data.get("trigger_event_name", ""))
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("trigger") == Loop.Trigger.EVENT and not cleaned.get("trigger_event_name"):
+        trigger = cleaned.get("trigger")
+        if "frequency" not in self.data:  # a form that leaves the frequency out keeps it
+            cleaned["frequency"] = self.instance.frequency or Loop.Frequency.EVERY
+            cleaned["frequency_key"] = self.instance.frequency_key
+        if trigger == Loop.Trigger.CONTACT_ADDED:
+            cleaned["frequency"] = Loop.Frequency.ONCE  # a contact is added once
+        if trigger == Loop.Trigger.EVENT and not cleaned.get("trigger_event_name"):
             self.add_error("trigger_event_name", "Name the event that starts this loop.")
-        if cleaned.get("trigger") == Loop.Trigger.CONTACT_ADDED:
+        if trigger == Loop.Trigger.LIST_ADDED and not cleaned.get("trigger_list"):
+            self.add_error("trigger_list", "Choose the list.")
+        if trigger == Loop.Trigger.CONTACT_UPDATED and cleaned.get("trigger_field"):
+            field = cleaned["trigger_field"].strip()
+            known = fields_for(properties=team_properties(team_id=self.instance.team_id))
+            if field not in known or field == "lists":
+                self.add_error("trigger_field", f"Unknown field “{field[:80]}”: e.g. contact.first_name.")
+        if cleaned.get("frequency") == Loop.Frequency.PER_KEY:
+            if trigger != Loop.Trigger.EVENT:
+                self.add_error(
+                    "frequency", "“Once per key” takes its key from the event: use it with “Event received”."
+                )
+            elif not cleaned.get("frequency_key", "").strip():
+                self.add_error("frequency_key", "Name the event property, e.g. invoice_id.")
+        if trigger != Loop.Trigger.EVENT:
             cleaned["trigger_event_name"] = ""
+        if trigger != Loop.Trigger.LIST_ADDED:
+            cleaned["trigger_list"] = None
+        if trigger != Loop.Trigger.CONTACT_UPDATED:
+            cleaned.update(
+                trigger_field="", trigger_from="", trigger_to="", trigger_from_set=False, trigger_to_set=False
+            )
+        if cleaned.get("frequency") != Loop.Frequency.PER_KEY:
+            cleaned["frequency_key"] = ""
         return cleaned
 
 
@@ -40,15 +106,33 @@ class StepForm(forms.ModelForm):
     """The fields of one kind of step. The model's `clean` checks the step can work (an email's
     Liquid parses, a timer waits at least 1, …), so a saved step is always a usable one."""
 
+    def __init__(self, *args, catalogue=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.catalogue = catalogue or {}
+
     def clean_wait_event_name(self) -> str:
         return event_name_validate(self.cleaned_data.get("wait_event_name", ""))
+
+    ERRORS_SHOWN_ON: dict[str, str] = {}  # the model's errors on fields this form edits through another
+
+    def _update_errors(self, errors):
+        """The model's check of a field this form does not have (a filter's `conditions`, built from the rule's
+        fields) is shown on the field that builds it, not raised as a server error."""
+        if hasattr(errors, "error_dict"):
+            for field in [name for name in errors.error_dict if name not in self.fields and name != NON_FIELD_ERRORS]:
+                shown_on = self.ERRORS_SHOWN_ON.get(field, NON_FIELD_ERRORS)
+                errors.error_dict.setdefault(shown_on, []).extend(errors.error_dict.pop(field))
+        super()._update_errors(errors)
 
 
 STEP_FIELDS = {
     LoopStep.Kind.EMAIL: ["subject", "preview_text", "body", "from_name", "from_email", "reply_to"],
     LoopStep.Kind.TIMER: ["delay_value", "delay_unit"],
-    LoopStep.Kind.FILTER: ["filter_field", "filter_operator", "filter_value"],
+    LoopStep.Kind.FILTER: [],
     LoopStep.Kind.WAIT_EVENT: ["wait_event_name", "delay_value", "delay_unit", "on_event", "on_timeout"],
+    LoopStep.Kind.BRANCH: ["paths"],
+    LoopStep.Kind.EXPERIMENT: ["paths"],
+    LoopStep.Kind.UPDATE_CONTACT: ["update_action", "update_property", "update_value", "update_list"],
 }
 
 STEP_LABELS = {
@@ -59,13 +143,20 @@ STEP_LABELS = {
         "reply_to": "Reply-to",
     },
     LoopStep.Kind.TIMER: {"delay_value": "Wait", "delay_unit": "Unit"},
-    LoopStep.Kind.FILTER: {"filter_field": "Contact field", "filter_operator": "Condition", "filter_value": "Value"},
     LoopStep.Kind.WAIT_EVENT: {
         "wait_event_name": "Event to wait for",
         "delay_value": "Wait at most",
         "delay_unit": "Unit",
         "on_event": "If it arrives",
         "on_timeout": "If it does not",
+    },
+    LoopStep.Kind.BRANCH: {"paths": "Paths (JSON)"},
+    LoopStep.Kind.EXPERIMENT: {"paths": "Variants (JSON)"},
+    LoopStep.Kind.UPDATE_CONTACT: {
+        "update_action": "Change",
+        "update_property": "Property",
+        "update_value": "Value",
+        "update_list": "Mailing list",
     },
 }
 
@@ -77,8 +168,26 @@ STEP_HELP = {
         "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
         "Settings → Sending (or allowed by this installation).",
     },
-    LoopStep.Kind.FILTER: {"filter_field": "email, first_name, source, user_group, … or properties.plan"},
+    LoopStep.Kind.BRANCH: {
+        "paths": 'In order, first match wins: [{"name": "Pro", "conditions": {"match": "all", "rules": '
+        '[{"field": "contact.properties.planName", "op": "equals", "value": "Pro"}]}}, {"name": "Everyone '
+        'else", "conditions": null}]'
+    },
+    LoopStep.Kind.EXPERIMENT: {
+        "paths": '[{"name": "A", "percent": 50, "control": true}, {"name": "B", "percent": 50}]',
+    },
+    LoopStep.Kind.UPDATE_CONTACT: {"update_value": "For “Set a property”: typed as the property is declared."},
 }
+
+
+class RuleFields(forms.Form):
+    """One rule of the filter builder: a known field, a condition that fits its type, a value (contacts.conditions).
+    More rules, AND/OR groups: the loop's JSON (download, edit, upload)."""
+
+    rule_field = forms.ChoiceField(label="Field", choices=())
+    rule_op = forms.ChoiceField(label="Condition", choices=[(op, label) for op, label in OPERATORS_ANY.items()])
+    rule_value = forms.CharField(label="Value", required=False, max_length=255)
+    rule_value2 = forms.CharField(label="And", required=False, max_length=255, help_text="For “between”.")
 
 
 def step_form_class(kind: str) -> type[StepForm]:
@@ -87,6 +196,7 @@ def step_form_class(kind: str) -> type[StepForm]:
         "body": forms.Textarea(attrs={"rows": 14, "spellcheck": "true", "class": "code"}),
         "wait_event_name": EVENT_NAME_WIDGET,
         "delay_value": forms.NumberInput(attrs={"min": 1}),
+        "paths": forms.Textarea(attrs={"rows": 8, "class": "code", "spellcheck": "false"}),
     }
     meta = type(
         "Meta",
@@ -99,13 +209,81 @@ def step_form_class(kind: str) -> type[StepForm]:
             "widgets": {name: widget for name, widget in widgets.items() if name in STEP_FIELDS[kind]},
         },
     )
-    return type(f"{kind.name.title().replace('_', '')}StepForm", (StepForm,), {"Meta": meta})
+    bases: tuple[type, ...] = (StepForm,)
+    if kind == LoopStep.Kind.FILTER:
+        bases = (FilterStepForm,)
+    elif kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}:
+        bases = (PathsStepForm,)
+    return type(f"{kind.name.title().replace('_', '')}StepForm", bases, {"Meta": meta})
+
+
+class FilterStepForm(StepForm):
+    ERRORS_SHOWN_ON = {"conditions": "rule_field"}
+    rule_field = RuleFields.base_fields["rule_field"]
+    rule_op = RuleFields.base_fields["rule_op"]
+    rule_value = RuleFields.base_fields["rule_value"]
+    rule_value2 = RuleFields.base_fields["rule_value2"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rule_field"].choices = [("", "Choose a field")] + [
+            (name, f"{field.label} ({field.type})") for name, field in self.catalogue.items()
+        ]
+        rules = (self.instance.conditions or {}).get("rules") or []
+        if rules and not self.is_bound and "field" in rules[0]:
+            first = rules[0]
+            self.initial.update(
+                rule_field=first["field"],
+                rule_op=first["op"],
+                rule_value=first.get("value", ""),
+                rule_value2=first.get("value2", ""),
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        rule = {
+            "field": cleaned.get("rule_field", ""),
+            "op": cleaned.get("rule_op", ""),
+            "value": cleaned.get("rule_value", ""),
+            "value2": cleaned.get("rule_value2", ""),
+        }
+        try:
+            self.instance.conditions = conditions_clean({"match": "all", "rules": [rule]}, self.catalogue)
+        except forms.ValidationError as exc:
+            self.add_error("rule_field" if "field" in str(exc) else "rule_value", exc)
+        return cleaned
+
+
+class PathsStepForm(StepForm):
+    def clean_paths(self):
+        paths = self.cleaned_data.get("paths")
+        if not isinstance(paths, list) or not all(isinstance(path, dict) for path in paths):
+            raise forms.ValidationError("A list of paths, each an object.")
+        if self.instance.kind == LoopStep.Kind.BRANCH:
+            cleaned = []
+            for index, path in enumerate(paths):
+                try:
+                    conditions = conditions_clean(path.get("conditions"), self.catalogue)
+                except forms.ValidationError as exc:
+                    raise forms.ValidationError(f"Path {index + 1}: {' '.join(exc.messages)}") from None
+                cleaned.append({"name": str(path.get("name", "")).strip()[:80], "conditions": conditions})
+            return cleaned
+        return [
+            {
+                "name": str(p.get("name", "")).strip()[:80],
+                "percent": p.get("percent"),
+                "control": bool(p.get("control")),
+            }
+            for p in paths
+        ]
 
 
 def step_form(kind: str, *args, **kwargs) -> StepForm:
     form = step_form_class(kind)(*args, **kwargs)
-    if kind == LoopStep.Kind.FILTER:
-        form.fields["filter_operator"].required = True
+    if kind == LoopStep.Kind.UPDATE_CONTACT:
+        team_id = form.instance.team_id
+        form.fields["update_list"].queryset = MailingList.objects.filter(team_id=team_id).order_by("name")
+        form.fields["update_action"].required = True
     return form
 
 

@@ -3,9 +3,11 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.models import Team
-from contacts.models import Contact
+from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
+from contacts.conditions import Field, fields_for, value_type
+from contacts.models import Contact, ContactProperty
 
-from .models import Event, Loop
+from .models import Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, contact_context, event_context
 
 PAGE_SIZE = 50
@@ -49,3 +51,140 @@ def preview_contacts(*, team: Team, limit: int = 20) -> list[str]:
     """Emails to offer in the preview's contact picker: the newest contacts."""
     newest = Contact.objects.live().filter(team=team).order_by("-created_at", "-id")
     return list(newest.values_list("email", flat=True)[:limit])
+
+
+EVENT_SAMPLES = 50  # recent events of a name whose property keys the filter builder offers
+
+
+def event_property_types(*, team_id: int, name: str) -> dict[str, str]:
+    """The property keys of the team's recent events with this name, and the type their values suggest; with
+    what other apps know their events carry (loops.triggers: a Stripe type's properties)."""
+    from .triggers import trigger_properties
+
+    types: dict[str, str] = dict(trigger_properties(name=name))
+    if not name:
+        return types
+    recent = Event.objects.filter(team_id=team_id, name=name).order_by("-created_at", "-id")[:EVENT_SAMPLES]
+    for properties in recent.values_list("properties", flat=True):
+        for key, value in (properties or {}).items():
+            if isinstance(key, str) and len(key) <= 64 and key not in types:
+                types[key] = value_type(value)
+    return types
+
+
+def team_properties(*, team_id: int) -> list[tuple[str, str, str]]:
+    """(key, label, type) of the built-in billing properties and of the team's declared ones."""
+    built_in = [(key, BILLING_LABELS.get(key, key), kind) for key, kind in BILLING_PROPERTIES.items()]
+    return built_in + list(ContactProperty.objects.filter(team_id=team_id).values_list("key", "label", "type"))
+
+
+def condition_fields(*, loop: Loop) -> dict[str, Field]:
+    """What the loop's filters and branches may name: the contact's fields, the built-in billing properties and
+    the team's declared ones, the mailing lists, and (for an event trigger) the event's properties."""
+    declared = team_properties(team_id=loop.team_id)
+    events = (
+        event_property_types(team_id=loop.team_id, name=loop.trigger_event_name)
+        if loop.trigger == Loop.Trigger.EVENT
+        else {}
+    )
+    return fields_for(properties=declared, event_properties=events)
+
+
+def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
+    """The loop's tree as the editor draws it, top to bottom: each step with its depth (in branches), its number,
+    whether it can move up or down, and its counts (entered, here now, passed on); a heading for each path of a
+    branch or variant of an experiment; and a place to add a step at the end of each chain."""
+    from .services.graph import Tree
+
+    tree = Tree(LoopStep.objects.filter(loop=loop))
+    counts = _step_counts(loop, tree)
+    rows: list[dict[str, Any]] = []
+    number = 0
+
+    def chain(step: LoopStep | None, depth: int, parent: LoopStep | None, port: int) -> None:
+        nonlocal number
+        last = parent
+        while step is not None:
+            number += 1
+            above = tree.steps.get(step.parent_id) if step.parent_id else None
+            below = tree.child(step, 0)
+            branching = step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
+            rows.append(
+                {
+                    "type": "step",
+                    "step": step,
+                    "depth": depth,
+                    "number": number,
+                    "can_up": above is not None and not branching and not _branching(above),
+                    "can_down": below is not None and not branching and not _branching(below),
+                    "counts": counts.get(step.id, {}),
+                }
+            )
+            if branching:
+                taken = _ports_taken(loop, step)
+                for index, path in enumerate(step.paths):
+                    child = tree.child(step, index)
+                    rows.append(
+                        {
+                            "type": "path",
+                            "depth": depth + 1,
+                            "step": step,
+                            "port": index,
+                            "path": path,
+                            "taken": taken.get(index, {}),
+                        }
+                    )
+                    chain(child, depth + 1, step, index)
+                return
+            last, port = step, 0
+            step = below
+        rows.append({"type": "add", "depth": depth, "after": last, "port": port})
+
+    chain(tree.root, 0, None, 0)
+    return rows
+
+
+def _ports_taken(loop: Loop, step: LoopStep) -> dict[int, dict[str, int]]:
+    """Per path of a branch (variant of an experiment): the runs that took it, and how many of them completed
+    the loop. One query."""
+    from django.db.models import Count, Q
+
+    key = step_key(step.id)
+    aggregates = {}
+    for port in range(len(step.paths)):
+        took = Q(**{f"choices__{key}": port})
+        aggregates[f"took{port}"] = Count("id", filter=took)
+        aggregates[f"done{port}"] = Count("id", filter=took & Q(status=LoopRun.Status.COMPLETED))
+    counts = LoopRun.objects.filter(loop=loop).aggregate(**aggregates) if aggregates else {}
+    return {
+        port: {"runs": counts[f"took{port}"] or 0, "completed": counts[f"done{port}"] or 0}
+        for port in range(len(step.paths))
+    }
+
+
+def _branching(step: LoopStep) -> bool:
+    return step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
+
+
+def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
+    """Per step: runs here now (waiting in it or due to do it) and runs that passed it. One query for each."""
+    from django.db.models import Count, Q
+
+    here = (
+        LoopRun.objects.filter(loop=loop, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
+        .values("step_id")
+        .annotate(n=Count("id"))
+    )
+    counts: dict[int, dict[str, int]] = {step_id: {"here": 0, "passed": 0} for step_id in tree.steps}
+    for row in here:
+        if row["step_id"] in counts:
+            counts[row["step_id"]]["here"] = row["n"]
+    if tree.steps:
+        passed = LoopRun.objects.filter(loop=loop).aggregate(
+            **{f"s{step_id}": Count("id", filter=Q(passed__has_key=step_key(step_id))) for step_id in tree.steps}
+        )
+        for step_id in tree.steps:
+            counts[step_id]["passed"] = passed[f"s{step_id}"] or 0
+    for value in counts.values():
+        value["entered"] = value["here"] + value["passed"]
+    return counts

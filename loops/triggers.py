@@ -22,6 +22,9 @@ class TriggerSource:
     configured: Callable[[Team, int], Iterable[str]]  # the team's own names, at most `limit`
     firing: Callable[[Team, str], list[str]]  # labels of what the team set up to fire `name`
     suggesting: Callable[[str], list[str]]  # labels of what could fire `name`, once set up
+    # the properties an event of this name carries, with their types (contacts.conditions): what a filter on
+    # the event may name before any such event was received
+    properties: Callable[[str], dict[str, str]] = lambda name: {}
 
 
 _sources: dict[str, TriggerSource] = {}
@@ -58,3 +61,11 @@ def trigger_firing(*, team: Team, name: str) -> list[str]:
 def trigger_suggesting(*, name: str) -> list[str]:
     """What could fire `name` once it is set up, by label."""
     return [label for source in _sources.values() for label in source.suggesting(name)]
+
+
+def trigger_properties(*, name: str) -> dict[str, str]:
+    """The properties the other apps' events of this name carry, with their types."""
+    found: dict[str, str] = {}
+    for source in _sources.values():
+        found.update(source.properties(name))
+    return found

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import editor_views, transactional_views, views
+from . import editor_views, lifecycle_views, transactional_views, views
 
 app_name = "loops"
 
@@ -17,6 +17,11 @@ urlpatterns = [
     path("loops/transactional/<int:pk>/delete/", transactional_views.transactional_delete, name="transactional-delete"),
     path("loops/<int:pk>/", editor_views.loop_detail, name="loop"),
     path("loops/<int:pk>/status/", editor_views.loop_status, name="loop-status"),
+    path("loops/<int:pk>/duplicate/", lifecycle_views.loop_duplicate, name="loop-duplicate"),
+    path("loops/<int:pk>/delete/", lifecycle_views.loop_delete, name="loop-delete"),
+    path("loops/<int:pk>/download/", lifecycle_views.loop_download, name="loop-download"),
+    path("loops/upload/", lifecycle_views.loop_upload, name="loop-upload"),
+    path("loops/<int:pk>/runs/", lifecycle_views.loop_runs, name="loop-runs"),
     path("loops/<int:pk>/steps/new/", editor_views.step_new, name="step-new"),
     path("loops/<int:pk>/steps/<int:step_pk>/", editor_views.step_edit, name="step"),
     path("loops/<int:pk>/steps/<int:step_pk>/move/", editor_views.step_move, name="step-move"),

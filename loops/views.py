@@ -61,6 +61,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def loop_list(request: HttpRequest) -> HttpResponse:
     loops = (
         Loop.objects.filter(team=request.team or None)
+        .select_related("trigger_list")
         .annotate(emails_sent=Count("runs__emails", filter=Q(runs__emails__status=EmailMessage.Status.SENT)))
         .order_by("name", "id")
     )

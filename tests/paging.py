@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from accounts.models import Team
 from contacts.models import Contact
-from loops.models import Event
+from loops.models import Event, Loop, LoopRun, LoopStep
 from webhooks.models import Delivery, Endpoint
 
 KEPT = 130  # 50 + 50 + 30: the last page is a short one
@@ -85,3 +85,29 @@ def log_fill(*, endpoint: Endpoint) -> list[int]:
     _stamp(Delivery, "received_at", sorted(Delivery.objects.filter(endpoint=endpoint).values_list("pk", flat=True)))
     failed = Delivery.objects.filter(endpoint=endpoint, status="failed")
     return _newest_first(failed.values_list("received_at", "id", "id"))
+
+
+RUNS_LOOP = "Dunning for paging"
+
+
+def runs_fill(*, team: Team) -> list[int]:
+    """A loop whose runs list, filtered to those waiting at its second step, holds 130 runs of 130 contacts;
+    20 runs completed and 20 waiting at its third step are left out. Returns the kept runs' contact ids."""
+    loop = Loop.objects.create(team=team, name=RUNS_LOOP, trigger_event_name="failedPayment", status="active")
+    first = LoopStep.objects.create(team=team, loop=loop, kind="email", subject="Hi", body="Hi")
+    wait = LoopStep.objects.create(team=team, loop=loop, parent=first, kind="timer", delay_value=3)
+    later = LoopStep.objects.create(team=team, loop=loop, parent=wait, kind="timer", delay_value=3)
+    specs = (
+        [("waiting", wait)] * KEPT + [("completed", None)] * (LEFT_OUT // 2) + [("waiting", later)] * (LEFT_OUT // 2)
+    )
+    random.Random(9).shuffle(specs)
+    contacts = Contact.objects.bulk_create(
+        Contact(team=team, email=f"run{i:03}@example.com") for i in range(len(specs))
+    )
+    LoopRun.objects.bulk_create(
+        LoopRun(team=team, loop=loop, contact=contact, entry_key="once", status=status, step=step)
+        for contact, (status, step) in zip(contacts, specs, strict=True)
+    )
+    _stamp(LoopRun, "created_at", sorted(LoopRun.objects.filter(loop=loop).values_list("pk", flat=True)))
+    kept = LoopRun.objects.filter(loop=loop, status="waiting", step=wait)
+    return _newest_first(kept.values_list("created_at", "id", "contact_id"))

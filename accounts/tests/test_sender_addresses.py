@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import SenderDomain
 from accounts.services.senders import sender_domain_add, sender_email_problem
+from conftest import main_line
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
 from loops.services.queueing import email_queue, transactional_queue
@@ -28,7 +29,7 @@ def verified(team):
 
 def _email_step(team, **fields) -> LoopStep:
     loop = Loop.objects.create(team=team, name="L", trigger_event_name="x")
-    return LoopStep(team=team, loop=loop, position=1, kind="email", subject="Hi", body="Hello", **fields)
+    return LoopStep(team=team, loop=loop, kind="email", subject="Hi", body="Hello", **fields)
 
 
 def test_a_from_on_an_unknown_domain_is_refused_with_what_to_do(team):
@@ -84,7 +85,7 @@ def test_a_transactional_email_with_an_unverified_from_is_refused(team, verified
 
 def test_the_step_editor_shows_the_refusal_on_the_from_field(logged_in, team, make_loop):
     loop = make_loop(team, activate=False)
-    step = loop.steps.get(position=1)
+    step = main_line(loop)[0]
     data = {"subject": step.subject, "preview_text": "", "body": step.body, "from_name": "Acme"}
     response = logged_in.post(
         reverse("loops:step", args=[loop.pk, step.pk]), {**data, "from_email": "ceo@acme.com", "reply_to": ""}
@@ -105,7 +106,7 @@ def test_the_transactional_editor_shows_the_refusal_on_the_from_field(logged_in,
 
 def test_the_editor_saves_a_from_on_a_verified_domain(logged_in, team, make_loop, verified):
     loop = make_loop(team, activate=False)
-    step = loop.steps.get(position=1)
+    step = main_line(loop)[0]
     data = {"subject": step.subject, "preview_text": "", "body": step.body, "from_name": "Acme", "reply_to": ""}
     response = logged_in.post(reverse("loops:step", args=[loop.pk, step.pk]), {**data, "from_email": "ceo@acme.com"})
     assert response.status_code == 302
@@ -115,7 +116,7 @@ def test_the_editor_saves_a_from_on_a_verified_domain(logged_in, team, make_loop
 
 def test_activation_lists_a_from_that_is_no_longer_allowed(logged_in, team, make_loop, verified):
     loop = make_loop(team, activate=False)
-    LoopStep.objects.filter(loop=loop, position=1).update(from_email="ceo@acme.com")
+    LoopStep.objects.filter(pk=main_line(loop)[0].pk).update(from_email="ceo@acme.com")
     verified.delete()
     response = logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"}, follow=True)
     assert "acme.com is not a sender domain of this team" in response.content.decode()
@@ -139,7 +140,6 @@ def test_at_send_time_a_from_whose_domain_was_deleted_falls_back_to_the_default_
     step = LoopStep.objects.create(
         team=team,
         loop=loop,
-        position=1,
         kind="email",
         subject="Hi",
         body="Hello",

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 
+from ..changes import changes_send, contact_state, state_changes
 from ..models import Contact, MailingList, UnsubscribedBy
 from ..signals import contacts_created
 from .lists import contact_lists_set
@@ -35,6 +36,8 @@ def contact_save(
     since the form's check, `email` when another contact took the address meanwhile."""
     contact.team = team
     created = contact.pk is None
+    saved = None if created else Contact.objects.filter(pk=contact.pk, team=team).first()
+    before = contact_state(saved) if saved is not None else {}
     contact.properties = properties or {}
     if created and not contact.source:  # the admin's form may name one
         contact.source = SOURCE_APP
@@ -56,7 +59,27 @@ def contact_save(
             contact_lists_set(contact=contact, mailing_lists=mailing_lists)
         if created:
             contacts_created.send(sender=Contact, contacts=[contact])
+        elif saved is not None:
+            changes_send([(contact, state_changes(before, contact))])
     return contact
+
+
+def contact_properties_update(*, contact: Contact, values: dict[str, Any]) -> Contact:
+    """Set custom properties of one contact (a value of None clears one), typed and declared as the API's are,
+    with its row locked: a loop's "Update contact" step. Returns the contact as saved."""
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
+        before = contact_state(locked)
+        setting = {key: value for key, value in values.items() if value is not None}
+        property_values_clean(team=Team(id=locked.team_id), values=setting)
+        merged = {**(locked.properties or {}), **setting}
+        for key in values.keys() - setting.keys():
+            merged.pop(key, None)
+        locked.properties = merged
+        locked.save(update_fields=["properties", "updated_at"])
+        changes_send([(locked, state_changes(before, locked))])
+    contact.properties = locked.properties
+    return locked
 
 
 class ResubscribeRefused(ValidationError):
@@ -85,8 +108,10 @@ def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str) -> Co
         rows = rows.filter(subscribed=True)
         changes = {"subscribed": False, "unsubscribed_by": by, "unsubscribed_at": now}
     if rows.update(**changes, updated_at=now) == 1:
+        before = contact_state(contact)
         for field, value in changes.items():
             setattr(contact, field, value)
+        changes_send([(contact, state_changes(before, contact))])
         return contact
     contact.refresh_from_db(fields=["subscribed", "unsubscribed_by", "unsubscribed_at"])
     if subscribed and resubscribe_refused(contact):

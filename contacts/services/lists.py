@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Team
 
 from ..models import Contact, ListMembership, MailingList
+from ..signals import lists_joined
 
 NAME_TAKEN = "Your team already has a list with this name."
 
@@ -63,7 +64,16 @@ def contact_lists_change(*, contact: Contact, join: Iterable[int] = (), leave: I
     join = set(join) - leave
     if leave:
         ListMembership.objects.filter(contact=contact, mailing_list_id__in=leave).delete()
+    if not join:
+        return
+    on = set(
+        ListMembership.objects.filter(contact=contact, mailing_list_id__in=join).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
     ListMembership.objects.bulk_create(
         [ListMembership(team_id=contact.team_id, mailing_list_id=pk, contact=contact) for pk in sorted(join)],
         ignore_conflicts=True,  # a concurrent save of the same contact added it already
     )
+    if join - on:
+        lists_joined.send(sender=Contact, contact=contact, list_ids=sorted(join - on))

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Team
 
 from ..billing import BillingUpdate, billing_fold
+from ..changes import changes_send, contact_state, state_changes
 from ..models import Contact
 from ..signals import contacts_created
 from .lists import contact_lists_change
@@ -116,8 +117,10 @@ def contact_sync(
                 contacts_created.send(sender=Contact, contacts=[contact])
                 return SyncResult(contact=contact, created=True, applied=True)
 
+        before = contact_state(contact)
         newer = _fold(contact, first_name, last_name, stripe_customer_id, event_created, billing, billing_at)
         contact.save()
+        changes_send([(contact, state_changes(before, contact))])
         return SyncResult(contact=contact, created=False, applied=newer)
 
 
@@ -329,6 +332,7 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
     order: dict[int, int] = {}  # by id(): a new contact's place among the new ones
     new_lists: dict[int, int] = {}  # by id(): the list a new contact joins
     changed: dict[int, Contact] = {}  # by pk
+    befores: dict[int, dict] = {}  # by pk: an existing contact as it was (contacts.changes)
     results = []
     now = timezone.now()
     for item in items:
@@ -364,6 +368,8 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
             )
             continue
         had_customer = contact.stripe_customer_id
+        if contact.pk is not None and contact.pk not in befores:
+            befores[contact.pk] = contact_state(contact)
         applied = _fold(contact, first_name, last_name, item.customer_id, item.event_created, item.billing, billing_at)
         if contact.stripe_customer_id != had_customer:
             index(contact)
@@ -382,6 +388,7 @@ def contacts_sync(*, items: list[SyncItem], locked: list[Contact]) -> list[SyncR
             contact_lists_change(contact=contact, join=[new_lists[id(contact)]])
     if new:
         contacts_created.send(sender=Contact, contacts=new)
+    changes_send([(contact, state_changes(befores[pk], contact)) for pk, contact in changed.items()])
     return results
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import Team
 from loopsync.ids import parse_id
 
+from ..changes import changes_send, contact_state, state_changes
 from ..models import Contact, MailingList
 from ..signals import contacts_created
 from .lists import contact_lists_change
@@ -79,6 +80,7 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
         raise ContactConflict("This email belongs to another contact.")
     contact = by_user or by_email
     created = contact is None
+    before = contact_state(contact) if contact is not None else {}
     if contact is None:
         if not email:
             raise ValidationError({"email": "An email is needed to create a contact."})
@@ -107,4 +109,6 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     _lists_apply(team, contact, mailing_lists)
     if created:
         contacts_created.send(sender=Contact, contacts=[contact])
+    else:
+        changes_send([(contact, state_changes(before, contact))])
     return contact, created

@@ -43,7 +43,7 @@ def test_an_email_taken_in_another_case_is_a_form_error(superuser_client, team):
 
 def test_a_contact_added_in_the_admin_keeps_its_source_and_starts_contact_added_loops(superuser_client, team):
     loop = Loop.objects.create(team=team, name="Welcome", trigger="contact_added")
-    LoopStep.objects.create(team=team, loop=loop, position=1, kind="email", subject="Welcome", body="Hello")
+    LoopStep.objects.create(team=team, loop=loop, kind="email", subject="Welcome", body="Hello")
     loop_activate(loop=loop)
     response = _add(superuser_client, team, source="Imported by admin", properties='{"plan": "pro"}')
     assert response.status_code == 302

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact
 from loopsync import work
 
 from ..models import Event, Loop, LoopRun
+from .enrolling import new_run
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,6 @@ class Fire:
     properties: dict[str, Any]
     source: str = ""
     occurred_at: datetime | None = None
-
-
-def _enrolled(now: datetime) -> list[dict[str, Any]]:
-    return [{"at": now.isoformat(), "step": None, "what": "enrolled"}]
 
 
 def events_fire_many(*, fires: list[Fire]) -> list[Event]:
@@ -71,18 +67,11 @@ def events_fire_many(*, fires: list[Fire]) -> list[Event]:
     ):
         loops[(loop.team_id, loop.trigger_event_name)].append(loop)
     runs = [
-        LoopRun(
-            team_id=event.team_id,
-            loop=loop,
-            contact_id=event.contact_id,
-            event=event,
-            next_due_at=now,
-            history=_enrolled(now),
-        )
+        new_run(loop, event.contact_id, event=event, now=now)
         for event in events
         for loop in loops[(event.team_id, event.name)]
     ]
-    LoopRun.objects.bulk_create(runs)  # new events: no (loop, event) run can exist yet
+    LoopRun.objects.bulk_create(runs, ignore_conflicts=True)  # once per contact or key: entered already
     woken = _runs_wake_waiting({(event.contact_id, event.name) for event in events}, now)
     if runs or woken:
         work.wake_on_commit(work.DRAIN_RUNS)
@@ -102,27 +91,3 @@ def _runs_wake_waiting(pairs: set[tuple[int, str]], now: datetime) -> int:
     if not due:
         return 0
     return LoopRun.objects.filter(id__in=due, status=LoopRun.Status.WAITING).update(next_due_at=now)
-
-
-def contacts_added(*, contacts: list[Contact]) -> int:
-    """New contacts, from any source: enrol each in its team's active "Contact added" loops, once (by constraint).
-    Returns how many runs were asked for."""
-    if not contacts:
-        return 0
-    loops: dict[int, list[Loop]] = defaultdict(list)
-    for loop in Loop.objects.filter(
-        Q(team_id__in={contact.team_id for contact in contacts}),
-        status=Loop.Status.ACTIVE,
-        trigger=Loop.Trigger.CONTACT_ADDED,
-    ):
-        loops[loop.team_id].append(loop)
-    now = timezone.now()
-    runs = [
-        LoopRun(team_id=contact.team_id, loop=loop, contact=contact, next_due_at=now, history=_enrolled(now))
-        for contact in contacts
-        for loop in loops[contact.team_id]
-    ]
-    if runs:
-        LoopRun.objects.bulk_create(runs, ignore_conflicts=True)  # enrolled already: nothing happens again
-        work.wake_on_commit(work.DRAIN_RUNS)
-    return len(runs)

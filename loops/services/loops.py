@@ -9,7 +9,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -18,7 +17,9 @@ from contacts.models import Contact
 from contacts.services import contact_upsert
 from loopsync import work
 
-from ..models import Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
+from ..models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
+from .enrolling import new_run
+from .graph import step_insert, tree_load
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +101,13 @@ def event_send(
 
 
 def run_start(*, loop: Loop, contact: Contact, event: Event | None) -> LoopRun | None:
-    """Enrol once per (loop, event) — or once per contact for "Contact added" — by constraint."""
+    """Enrol the contact, as often as the loop's frequency lets it (enrolling.entry_key), by constraint: None
+    when it has entered already."""
     try:
         with transaction.atomic():
-            run = LoopRun.objects.create(
-                team_id=loop.team_id,
-                loop=loop,
-                contact=contact,
-                event=event,
-                next_due_at=timezone.now(),
-                history=[{"at": timezone.now().isoformat(), "step": None, "what": "enrolled"}],
-            )
+            run = new_run(loop, contact.pk, event=event, now=timezone.now())
+            run.contact = contact
+            run.save(force_insert=True)
     except IntegrityError:
         return None
     work.wake_on_commit(work.DRAIN_RUNS)
@@ -146,18 +143,27 @@ def event_name_validate(name: str) -> str:
     return name
 
 
+ACTING = {LoopStep.Kind.EMAIL, LoopStep.Kind.UPDATE_CONTACT}  # a loop without one of these does nothing
+
+
 def loop_activation_errors(loop: Loop) -> list[str]:
     errors = []
     if loop.trigger == Loop.Trigger.EVENT and not loop.trigger_event_name.strip():
         errors.append("Choose the event that triggers this loop.")
-    steps = list(loop.steps.all())
-    if not any(step.kind == LoopStep.Kind.EMAIL for step in steps):
-        errors.append("Add at least one email step.")
-    for step in steps:
+    if loop.trigger == Loop.Trigger.LIST_ADDED and loop.trigger_list_id is None:
+        errors.append("Choose the mailing list that starts this loop.")
+    if loop.frequency == Loop.Frequency.PER_KEY and not loop.frequency_key.strip():
+        errors.append("Name the event property whose value is the key (e.g. invoice_id).")
+    tree = tree_load(loop)
+    if not any(step.kind in ACTING for step in tree.steps.values()):
+        errors.append("Add at least one step that sends an email or updates the contact.")
+    if len(tree.roots) > 1:
+        errors.append("The steps do not form one tree: export the loop and import it again.")
+    for number, (step, _) in enumerate(tree.walk(), start=1):
         try:
             step.clean()
         except ValidationError as exc:
-            errors.extend(f"Step {step.position} ({step.get_kind_display()}): {m}" for m in exc.messages)
+            errors.extend(f"Step {number} ({step.get_kind_display()}): {m}" for m in exc.messages)
     return errors
 
 
@@ -176,129 +182,88 @@ def loop_pause(*, loop: Loop) -> Loop:
     return loop
 
 
-STEP_FIELDS = [f.name for f in LoopStep._meta.fields if f.name not in {"id", "team", "loop", "position"}]
-
-
-@transaction.atomic
-def loop_create_from_template(*, team: Team, template: LoopTemplate, name: str = "") -> Loop:
-    """A new draft loop for the team, with the template's trigger and a copy of its steps."""
-    loop = Loop.objects.create(
-        team=team,
-        name=name.strip() or template.name,
-        trigger=template.trigger,
-        trigger_event_name=template.trigger_event_name,
-        template_slug=template.slug,
-    )
-    LoopStep.objects.bulk_create(
-        LoopStep(team=team, loop=loop, position=index, **{k: v for k, v in spec.items() if k in STEP_FIELDS})
-        for index, spec in enumerate(template.steps, start=1)
-    )
+def loop_archive(*, loop: Loop) -> Loop:
+    """Archived: it starts nobody, its runs under way stop (with a note), and it leaves the loops list (shown
+    under "Archived"). It can be duplicated, or restored as a draft."""
+    now = timezone.now()
+    with transaction.atomic():
+        Loop.objects.filter(pk=loop.pk).update(status=Loop.Status.ARCHIVED, updated_at=now)
+        in_progress = LoopRun.objects.filter(loop=loop, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
+        for run in in_progress.select_for_update():
+            run.history.append({"at": now.isoformat(), "step": run.step_id, "what": "stopped: the loop was archived"})
+            run.status, run.next_due_at, run.waiting_for, run.wait_until = LoopRun.Status.STOPPED, None, "", None
+            run.save(update_fields=["history", "status", "next_due_at", "waiting_for", "wait_until", "updated_at"])
+    loop.status = Loop.Status.ARCHIVED
     return loop
+
+
+def loop_restore(*, loop: Loop) -> Loop:
+    Loop.objects.filter(pk=loop.pk, status=Loop.Status.ARCHIVED).update(
+        status=Loop.Status.DRAFT, updated_at=timezone.now()
+    )
+    loop.refresh_from_db(fields=["status"])
+    return loop
+
+
+def loop_delete(*, loop: Loop) -> dict[str, int]:
+    """Delete the loop with its steps and runs (runs under way end, nothing more is sent). The emails it sent stay
+    on their contacts' pages and in the log, no longer linked to a run. Returns what went."""
+    counts = {
+        "steps": loop.steps.count(),
+        "runs": loop.runs.count(),
+        "in_progress": loop.runs.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]).count(),
+    }
+    with transaction.atomic():
+        EmailMessage.objects.filter(run__loop=loop).update(run=None)
+        loop.delete()
+    return counts
+
+
+STEP_FIELDS = [f.name for f in LoopStep._meta.fields if f.name not in {"id", "team", "loop", "parent", "port"}]
+
+
+def loop_create_from_template(*, team: Team, template: LoopTemplate, name: str = "") -> Loop:
+    """A new draft loop for the team, from the template's JSON (loops.services.specs)."""
+    from .specs import loop_import
+
+    return loop_import(team=team, spec=template.spec, name=name, template_slug=template.slug)
 
 
 # --- editing a loop's steps ----------------------------------------------------------------------
 
 
-class LoopLocked(ValidationError):
-    """Steps are added, removed and reordered only while the loop is not active."""
-
-
-def _lock_for_structure(loop: Loop) -> Loop:
-    """The loop's row, locked: one structural edit at a time, and never on an active loop, whose runs
-    stand at a step by its position."""
-    locked = Loop.objects.select_for_update().get(pk=loop.pk)
-    if locked.status == Loop.Status.ACTIVE:
-        raise LoopLocked("Pause the loop to add, remove or reorder steps: its runs are at a step by its number.")
-    return locked
-
-
-def _renumber(loop: Loop, ordered: list[LoopStep]) -> None:
-    for index, step in enumerate(ordered, start=1):
-        if step.position != index:
-            step.position = index
-            LoopStep.objects.filter(pk=step.pk).update(position=index)
-    Loop.objects.filter(pk=loop.pk).update(updated_at=timezone.now())
-
-
-@transaction.atomic
-def step_add(*, loop: Loop, step: LoopStep) -> LoopStep:
-    """Append a validated, unsaved step to a loop that is not active."""
-    loop = _lock_for_structure(loop)
-    last = loop.steps.order_by("-position").values_list("position", flat=True).first() or 0
-    step.team_id, step.loop, step.position = loop.team_id, loop, last + 1
-    step.full_clean()
-    step.save()
-    Loop.objects.filter(pk=loop.pk).update(updated_at=timezone.now())
-    return step
+def step_add(*, loop: Loop, step: LoopStep, after: LoopStep | None = None, port: int = 0) -> LoopStep:
+    """Add a validated, unsaved step on `after`'s `port` (default: at the end of the loop's main line), also
+    while the loop is active: see loops.services.graph."""
+    if after is None:
+        tree = tree_load(loop)
+        chain = tree.chain_from(tree.root)
+        after = chain[-1] if chain else None
+        if after is not None and after.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}:
+            raise ValidationError("Add the step on one of the branch's paths.")
+    return step_insert(loop=loop, step=step, parent=after, port=port)
 
 
 def step_save(*, step: LoopStep) -> LoopStep:
     """Save an existing step's content (allowed on an active loop: runs read a step when they reach it).
-    Its place is not written: a reorder saved meanwhile stands."""
-    step.full_clean()
+    Its place is not written: a move saved meanwhile stands."""
+    step.full_clean(exclude=["parent"])
     step.save(update_fields=STEP_FIELDS)
     Loop.objects.filter(pk=step.loop_id).update(updated_at=timezone.now())
     return step
 
 
-def _runs_in_progress(loop: Loop):
-    return LoopRun.objects.filter(loop=loop, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
-
-
-@transaction.atomic
-def step_remove(*, step: LoopStep) -> None:
-    """Delete a step and close the gap. Runs in progress keep their place: a run waiting in the removed
-    step goes on with the step after it, runs further on move up with their steps. Emails the step sent
-    stay on their contacts' pages."""
-    loop = _lock_for_structure(step.loop)
-    removed = step.position
-    LoopStep.objects.filter(pk=step.pk, loop=loop).delete()
-    _renumber(loop, list(loop.steps.order_by("position", "id")))
-    runs = _runs_in_progress(loop)
-    runs.filter(position=removed).update(
-        status=LoopRun.Status.ACTIVE, wait_until=None, waiting_for="", next_due_at=timezone.now()
-    )
-    runs.filter(position__gt=removed).update(position=F("position") - 1)
-
-
-class StepsInUse(ValidationError):
-    """Runs stand between the steps a move would swap."""
-
-
-@transaction.atomic
-def step_move(*, step: LoopStep, offset: int) -> None:
-    """Move a step up (-1) or down (+1) by one place; at either end nothing changes.
-
-    A run stands at a step by its number. Swapping steps i and i+1 is safe for runs before i (they do both,
-    in the new order) and after i+1 (they did both); a run at i+1 has done one of the two and not the
-    other, and a run waiting in step i is half-way through it: while there are such runs, the move is
-    refused rather than skipping or repeating a step for them."""
-    loop = _lock_for_structure(step.loop)
-    ordered = list(loop.steps.order_by("position", "id"))
-    index = next((i for i, s in enumerate(ordered) if s.pk == step.pk), None)
-    if index is None:
-        return
-    target = index + (1 if offset > 0 else -1)
-    if not 0 <= target < len(ordered):
-        return
-    first = min(index, target) + 1  # the positions swapped: first and first + 1
-    between = (
-        _runs_in_progress(loop).filter(Q(position=first + 1) | Q(position=first, status=LoopRun.Status.WAITING)).count()
-    )
-    if between:
-        raise StepsInUse(
-            f"{between} contact{'s are' if between != 1 else ' is'} part-way through these two steps: moving them "
-            "would skip or repeat a step for them. Wait until they have passed, or remove the step instead."
-        )
-    ordered[index], ordered[target] = ordered[target], ordered[index]
-    _renumber(loop, ordered)
-
-
 def loop_save(*, loop: Loop) -> Loop:
-    """Save a loop's name and trigger (validated by the editor's form). On an active loop the new
-    trigger applies to events from now on; runs already started go on."""
-    loop.save(update_fields=["name", "trigger", "trigger_event_name", "updated_at"])
+    """Save a loop's name, trigger and frequency (validated by the editor's form). On an active loop the new
+    trigger applies from now on; runs already started go on."""
+    loop.save(update_fields=LOOP_FIELDS + ["updated_at"])
     return loop
+
+
+LOOP_FIELDS = [
+    "name", "trigger", "trigger_event_name", "trigger_field", "trigger_from", "trigger_from_set", "trigger_to",
+    "trigger_to_set", "trigger_list", "frequency", "frequency_key",
+]  # fmt: skip
 
 
 # --- transactional emails ------------------------------------------------------------------------

@@ -8,9 +8,9 @@ it did and puts the rest back, due as they were; and runs are taken in the order
 therefore always commits well inside the task's time limit, and every run makes progress.
 """
 
+import hashlib
 import logging
 import time
-from collections import defaultdict
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -20,12 +20,15 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from contacts.models import STANDARD_FIELDS, Contact
+from contacts.conditions import Subject, conditions_fields, conditions_match
+from contacts.models import ListMembership
 from loopsync import work
 
-from ..models import Event, Loop, LoopRun, LoopStep
+from ..models import Event, Loop, LoopRun, LoopStep, step_key
 from ..rendering import RenderError, RenderTimeout
+from .graph import Tree, trees_load
 from .queueing import email_queue
+from .updating import contact_update_apply
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +81,7 @@ def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -
     budget = batch_budget_seconds() if budget_seconds is None else budget_seconds
     loaded = LoopRun.objects.select_related("loop", "contact", "event").in_bulk(run_ids)
     runs = [loaded[run_id] for run_id in run_ids if run_id in loaded]
-    steps: dict[int, list[LoopStep]] = defaultdict(list)
-    for step in LoopStep.objects.filter(loop_id__in={run.loop_id for run in runs}).order_by("position", "id"):
-        steps[step.loop_id].append(step)
+    trees = trees_load(run.loop_id for run in runs)
     advanced: list[LoopRun] = []
     with transaction.atomic():
         for index, run in enumerate(runs):
@@ -90,8 +91,9 @@ def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -
                 LoopRun.objects.filter(id__in=left, status__in=active).update(next_due_at=now)
                 transaction.on_commit(_wake_runs)
                 break
-            advanced.append(_advance_loaded(run, steps[run.loop_id]))
-        if any(step.kind == LoopStep.Kind.EMAIL for run in advanced for step in steps[run.loop_id]):
+            advanced.append(_advance_loaded(run, trees[run.loop_id]))
+        emails = (step.kind == LoopStep.Kind.EMAIL for run in advanced for step in trees[run.loop_id].steps.values())
+        if any(emails):
             work.wake_on_commit(work.DRAIN_EMAILS)  # once for the batch: the sender drains what it queued
     _recheck_waits(advanced)
     return advanced
@@ -114,7 +116,7 @@ def _recheck_waits(runs: list[LoopRun]) -> None:
         work.wake_on_commit(work.DRAIN_RUNS)
 
 
-def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
+def _advance_loaded(run: LoopRun, tree: Tree) -> LoopRun:
     run_id = run.id
     try:
         with transaction.atomic():
@@ -123,12 +125,12 @@ def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
                 run.next_due_at = timezone.now() + PAUSED_RECHECK
                 run.save(update_fields=["next_due_at", "updated_at"])
                 return run
-            _execute(run, [step for step in steps if step.position >= run.position][:MAX_STEPS_PER_ADVANCE])
+            _execute(run, tree)
             run.save()
     except (OperationalError, InterfaceError, SoftTimeLimitExceeded):
         raise  # temporary, or the task's time limit: the drain releases the batch, else its lease runs out
     except RenderTimeout as exc:  # the savepoint undid this turn; the run is tried again, then fails
-        return _render_retry(run_id, run.position, exc)
+        return _render_retry(run_id, run.step_id, exc)
     except Exception as exc:
         if isinstance(exc, RenderError):  # the template (or this contact's values) went over a limit
             logger.warning("Run %s failed: %s", run_id, exc)
@@ -143,7 +145,7 @@ def _advance_loaded(run: LoopRun, steps: list[LoopStep]) -> LoopRun:
     return run
 
 
-def _render_retry(run_id: int, position: int, exc: RenderTimeout) -> LoopRun:
+def _render_retry(run_id: int, step_id: int | None, exc: RenderTimeout) -> LoopRun:
     """The run's email ran out of render time: tried again after a backoff, RENDER_RETRIES times in a row
     at most (each try leaves a note in the history), then failed with the message."""
     run = LoopRun.objects.get(id=run_id)
@@ -159,7 +161,7 @@ def _render_retry(run_id: int, position: int, exc: RenderTimeout) -> LoopRun:
         return LoopRun.objects.get(id=run_id)
     logger.info("Run %s: %s; trying again later", run_id, exc)
     run.history.append(
-        {"at": timezone.now().isoformat(), "step": position, "kind": LoopStep.Kind.EMAIL, "what": RENDER_TIMED_OUT,
+        {"at": timezone.now().isoformat(), "step": step_id, "kind": LoopStep.Kind.EMAIL, "what": RENDER_TIMED_OUT,
          "error": str(exc)}
     )  # fmt: skip
     run.last_error = str(exc)
@@ -218,7 +220,7 @@ def _note(run: LoopRun, step: LoopStep | None, what: str, **extra: Any) -> None:
     run.history.append(
         {
             "at": timezone.now().isoformat(),
-            "step": step.position if step else None,
+            "step": step.id if step else None,
             "kind": step.kind if step else None,
             "what": what,
             **extra,
@@ -231,12 +233,17 @@ def _finish(run: LoopRun, status: str, step: LoopStep | None, what: str) -> None
     run.next_due_at = None
     run.waiting_for = ""
     run.wait_until = None
+    if step is not None:
+        _pass(run, step)
     _note(run, step, what)
+
+
+def _pass(run: LoopRun, step: LoopStep) -> None:
+    run.passed[step_key(step.id)] = timezone.now().isoformat()
 
 
 def _wait(run: LoopRun, step: LoopStep, until, what: str, waiting_for: str = "") -> None:
     run.status = LoopRun.Status.WAITING
-    run.position = step.position
     run.wait_until = until
     run.waiting_for = waiting_for
     run.next_due_at = until
@@ -249,16 +256,30 @@ def _resume(run: LoopRun) -> None:
     run.waiting_for = ""
 
 
-def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
-    """Execute `steps` (the loop's, from the run's position on) until one waits or the loop ends, or its
-    turn is over (RUN_TURN_SECONDS: the run is continued later)."""
+def _current(run: LoopRun, tree: Tree) -> LoopStep | None:
+    """The step the run is in the middle of (a timer or a wait it is in, even if a reorder put other steps
+    before it since), else the first on its way it has not passed."""
+    step = tree.steps.get(run.step_id) if run.step_id else None
+    if step is not None and step_key(step.id) not in run.passed:
+        return step
+    return tree.next_for(run.passed, run.choices)
+
+
+def _execute(run: LoopRun, tree: Tree) -> None:
+    """Execute the run's steps along its way until one waits or the way ends, or its turn is over
+    (RUN_TURN_SECONDS, MAX_STEPS_PER_ADVANCE: the run is continued later)."""
     now = timezone.now()
     turn_ends = time.monotonic() + _turn_seconds()
-    for index, step in enumerate(steps):
-        if index and time.monotonic() > turn_ends:
+    for count in range(MAX_STEPS_PER_ADVANCE + 1):
+        step = _current(run, tree)
+        if step is None:
+            run.step = None
+            return _finish(run, LoopRun.Status.COMPLETED, None, "completed")
+        if count == MAX_STEPS_PER_ADVANCE or (count and time.monotonic() > turn_ends):
+            run.step = step
             run.next_due_at = timezone.now()  # more to do: continued by the next drain, behind the runs due
             return None
-        run.position = step.position
+        run.step = step
         if step.kind == LoopStep.Kind.EMAIL:
             message = email_queue(run=run, step=step)
             _note(run, step, "email " + message.status, email_id=message.id)
@@ -284,15 +305,59 @@ def _execute(run: LoopRun, steps: list[LoopStep]) -> None:
                 return _finish(run, LoopRun.Status.STOPPED, step, what + "; stopped")
             _note(run, step, what + "; continued")
         elif step.kind == LoopStep.Kind.FILTER:
-            if not contact_matches(run.contact, step.filter_field, step.filter_operator, step.filter_value):
+            if not conditions_match(step.conditions, _subject(run, step.conditions)):
                 return _finish(run, LoopRun.Status.FILTERED_OUT, step, "filtered out")
             _note(run, step, "matched the filter")
-        run.position = step.position + 1
-    if len(steps) == MAX_STEPS_PER_ADVANCE:
-        run.next_due_at = timezone.now()  # more to do: the beat task continues it
-        return None
-    _finish(run, LoopRun.Status.COMPLETED, None, "completed")
+        elif step.kind == LoopStep.Kind.BRANCH:
+            port = _branch_port(run, step)
+            if port is None:
+                return _finish(run, LoopRun.Status.FILTERED_OUT, step, "matched no path")
+            run.choices[step_key(step.id)] = port
+            _note(run, step, f"took the path “{step.paths[port].get('name', port + 1)}”", port=port)
+        elif step.kind == LoopStep.Kind.EXPERIMENT:
+            port = run.choices.get(step_key(step.id))
+            if port is None:
+                port = experiment_assign(run_id=run.id, step=step)
+                run.choices[step_key(step.id)] = port
+            _note(run, step, f"in the variant “{step.paths[port].get('name', port + 1)}”", port=port)
+        elif step.kind == LoopStep.Kind.UPDATE_CONTACT:
+            _note(run, step, contact_update_apply(contact=run.contact, step=step))
+        _pass(run, step)
+        run.step = None
     return None
+
+
+def _subject(run: LoopRun, *trees: dict) -> Subject:
+    needs_lists = any("lists" in conditions_fields(tree) for tree in trees)
+    lists = (
+        frozenset(ListMembership.objects.filter(contact_id=run.contact_id).values_list("mailing_list_id", flat=True))
+        if needs_lists
+        else frozenset()
+    )
+    return Subject(contact=run.contact, event=run.event.properties if run.event else {}, lists=lists)
+
+
+def _branch_port(run: LoopRun, step: LoopStep) -> int | None:
+    """The first path whose conditions the run matches (a path with none matches everyone)."""
+    paths = step.paths or []
+    subject = _subject(run, *(path.get("conditions") or {} for path in paths))
+    for port, path in enumerate(paths):
+        if conditions_match(path.get("conditions"), subject):
+            return port
+    return None
+
+
+def experiment_assign(*, run_id: int, step: LoopStep) -> int:
+    """A variant for this run, by the variants' percentages: drawn from a hash of the run and the step, so the
+    same run always gets the same variant (recorded in its `choices` too)."""
+    digest = hashlib.blake2b(f"{run_id}:{step.id}".encode(), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") % 10_000 / 100  # 0 <= point < 100
+    total = 0.0
+    for port, path in enumerate(step.paths):
+        total += path.get("percent", 0)
+        if point < total:
+            return port
+    return len(step.paths) - 1
 
 
 def _event_arrived(run: LoopRun, name: str) -> bool:
@@ -306,37 +371,6 @@ def _event_arrived(run: LoopRun, name: str) -> bool:
     if event is not None:
         arrived = arrived.exclude(id=event.id)
     return arrived.exists()
-
-
-# What a step's filter reads from the contact itself; any other name is a custom property.
-FILTER_FIELDS = {*STANDARD_FIELDS.values(), "stripe_customer_id"}
-
-
-def _field_value(contact: Contact, field: str) -> Any:
-    field = field.strip()
-    if field.startswith("properties."):
-        return (contact.properties or {}).get(field.removeprefix("properties."))
-    if field in FILTER_FIELDS:
-        return getattr(contact, field)
-    return (contact.properties or {}).get(field)
-
-
-def contact_matches(contact: Contact, field: str, operator: str, value: str) -> bool:
-    actual = _field_value(contact, field)
-    is_set = actual not in (None, "", [], {})
-    if operator == LoopStep.Operator.IS_SET:
-        return is_set
-    if operator == LoopStep.Operator.IS_NOT_SET:
-        return not is_set
-    text = str(actual).lower() if not isinstance(actual, bool) else str(actual).lower()
-    wanted = value.strip().lower()
-    if operator == LoopStep.Operator.EQUALS:
-        return is_set and text == wanted
-    if operator == LoopStep.Operator.NOT_EQUALS:
-        return not (is_set and text == wanted)
-    if operator == LoopStep.Operator.CONTAINS:
-        return is_set and wanted in text
-    raise ValueError(f"unknown filter condition {operator!r}")
 
 
 def runs_advance_due() -> int:

@@ -1,11 +1,13 @@
 """The loop editor: trigger, steps (add, edit, remove, reorder), live preview and test email."""
 
 import html
+import json
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from conftest import main_line
 from contacts.models import Contact
 from loops.models import EmailMessage, Event, Loop, LoopStep
 
@@ -27,8 +29,8 @@ def draft(team, make_loop):
     return make_loop(team, activate=False)  # "Stripe - Payment Failed": email, wait for event, email
 
 
-def positions(loop):
-    return list(loop.steps.order_by("position").values_list("kind", "position"))
+def kinds(loop):
+    return [step.kind for step in main_line(loop)]
 
 
 # --- trigger -------------------------------------------------------------------------------------
@@ -91,8 +93,8 @@ def test_adds_an_email_step_at_the_end(logged_in, draft):
     assert form.status_code == 200 and "New step: Send email" in form.content.decode()
     response = logged_in.post(reverse("loops:step-new", args=[draft.pk]), EMAIL)
     assert response.status_code == 302
-    assert positions(draft) == [("email", 1), ("wait_event", 2), ("email", 3), ("email", 4)]
-    assert draft.steps.get(position=4).subject == "Hi {{ contact.first_name }}"
+    assert kinds(draft) == ["email", "wait_event", "email", "email"]
+    assert main_line(draft)[3].subject == "Hi {{ contact.first_name }}"
 
 
 @pytest.mark.parametrize(
@@ -116,7 +118,7 @@ def test_adds_a_timer_and_refuses_a_zero_wait(logged_in, draft):
     refused = logged_in.post(url, {"kind": "timer", "delay_value": "0", "delay_unit": "days"})
     assert refused.status_code == 400 and "A timer waits at least 1 day." in refused.content.decode()
     logged_in.post(url, {"kind": "timer", "delay_value": "2", "delay_unit": "hours"})
-    timer = draft.steps.get(position=4)
+    timer = main_line(draft)[3]
     assert (timer.kind, timer.delay_value, timer.delay_unit) == ("timer", 2, "hours")
 
 
@@ -125,51 +127,53 @@ def test_an_unknown_kind_is_404(logged_in, draft):
 
 
 def test_edits_a_step(logged_in, draft):
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     page = logged_in.get(reverse("loops:step", args=[draft.pk, step.pk])).content.decode()
-    assert "Step 1: Send email" in page and "Send a test to me" in page
+    assert "<h1>Send email</h1>" in page and "Send a test to me" in page
     logged_in.post(reverse("loops:step", args=[draft.pk, step.pk]), {**EMAIL, "subject": "New subject"})
     step.refresh_from_db()
     assert step.subject == "New subject"
 
 
-def test_an_active_loop_takes_content_edits_but_not_structure(logged_in, team, make_loop):
+def test_an_active_loop_takes_content_and_structure_edits(logged_in, team, make_loop):
     loop = make_loop(team)  # active
-    first = loop.steps.get(position=1)
+    first, wait, last = main_line(loop)
     logged_in.post(reverse("loops:step", args=[loop.pk, first.pk]), {**EMAIL, "subject": "Fixed a typo"})
     first.refresh_from_db()
     assert first.subject == "Fixed a typo"
-    before = positions(loop)
     logged_in.post(reverse("loops:step-new", args=[loop.pk]), EMAIL)
     logged_in.post(reverse("loops:step-move", args=[loop.pk, first.pk]), {"direction": "down"})
-    response = logged_in.post(reverse("loops:step-delete", args=[loop.pk, first.pk]), follow=True)
-    assert positions(loop) == before
-    assert "Pause the loop to add, remove or reorder steps" in response.content.decode()
+    logged_in.post(reverse("loops:step-delete", args=[loop.pk, last.pk]))
+    assert [step.pk for step in main_line(loop)][:2] == [wait.pk, first.pk] and len(main_line(loop)) == 3
 
 
 def test_reorders_steps(logged_in, draft):
-    first, wait, last = draft.steps.order_by("position")
+    first, wait, last = main_line(draft)
+
+    def order():
+        return [step.pk for step in main_line(draft)]
+
     logged_in.post(reverse("loops:step-move", args=[draft.pk, last.pk]), {"direction": "up"})
-    assert list(draft.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, last.pk, wait.pk]
+    assert order() == [first.pk, last.pk, wait.pk]
     logged_in.post(reverse("loops:step-move", args=[draft.pk, first.pk]), {"direction": "up"})  # already first
-    assert list(draft.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, last.pk, wait.pk]
+    assert order() == [first.pk, last.pk, wait.pk]
     logged_in.post(reverse("loops:step-move", args=[draft.pk, first.pk]), {"direction": "down"})
-    assert list(draft.steps.order_by("position").values_list("pk", flat=True)) == [last.pk, first.pk, wait.pk]
-    assert positions(draft) == [("email", 1), ("email", 2), ("wait_event", 3)]
+    assert order() == [last.pk, first.pk, wait.pk]
+    assert kinds(draft) == ["email", "email", "wait_event"]
 
 
 def test_removes_a_step_after_confirming_and_closes_the_gap(logged_in, draft):
-    first, wait, last = draft.steps.order_by("position")
+    first, wait, last = main_line(draft)
     confirm = logged_in.get(reverse("loops:step-delete", args=[draft.pk, wait.pk]))
-    assert "Remove step 2 (Wait for event)?" in confirm.content.decode()
+    assert "Remove this step (Wait for event)?" in confirm.content.decode()
     assert draft.steps.count() == 3  # asking is not removing
     logged_in.post(reverse("loops:step-delete", args=[draft.pk, wait.pk]))
-    assert list(draft.steps.order_by("position").values_list("pk", "position")) == [(first.pk, 1), (last.pk, 2)]
+    assert main_line(draft) == [first, last]
 
 
 def test_removing_a_step_keeps_the_emails_it_sent(logged_in, team, draft):
     contact = Contact.objects.create(team=team, email="ada@example.com")
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     sent = EmailMessage.objects.create(
         team=team, contact=contact, step=step, to_email=contact.email, from_email="a@b.c", subject="s",
         html_body="h", text_body="t", status="sent",
@@ -244,7 +248,7 @@ def test_preview_shows_a_template_error(logged_in, draft):
 
 
 def test_edit_page_renders_the_preview_on_load(logged_in, draft):
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     body = logged_in.get(reverse("loops:step", args=[draft.pk, step.pk])).content.decode()
     preview_url = reverse("loops:step-preview", args=[draft.pk])
     assert f'hx-post="{preview_url}"' in body
@@ -284,12 +288,12 @@ def test_test_email_of_an_invalid_step_sends_nothing(logged_in, draft, smtp_serv
 
 
 def test_test_email_without_htmx_shows_the_editor_with_the_form_kept(logged_in, draft, smtp_server):
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     response = logged_in.post(
         reverse("loops:step-test", args=[draft.pk]), {**EMAIL, "step": step.pk, "subject": "Unsaved subject"}
     )
     body = response.content.decode()
-    assert "Test email sent to" in body and 'value="Unsaved subject"' in body and "Step 1: Send email" in body
+    assert "Test email sent to" in body and 'value="Unsaved subject"' in body and "<h1>Send email</h1>" in body
     step.refresh_from_db()
     assert step.subject != "Unsaved subject"  # a test does not save
 
@@ -310,24 +314,30 @@ def test_test_email_without_htmx_shows_the_editor_with_the_form_kept(logged_in, 
         ("loops:step-delete", "post", True),
         ("loops:step-preview", "post", False),
         ("loops:step-test", "post", False),
+        ("loops:loop-duplicate", "post", False),
+        ("loops:loop-delete", "get", False),
+        ("loops:loop-delete", "post", False),
+        ("loops:loop-download", "get", False),
+        ("loops:loop-status", "post", False),
+        ("loops:loop-runs", "get", False),
     ],
 )
 def test_another_teams_user_gets_404(client, outsider, draft, name, method, with_step, smtp_server):
     client.force_login(outsider)
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     args = [draft.pk, step.pk] if with_step else [draft.pk]
     data = {**EMAIL, "name": "Hijacked", "trigger": "event", "trigger_event_name": "x", "direction": "down"}
     url = reverse(name, args=args) + ("?kind=email" if name == "loops:step-new" else "")
     assert getattr(client, method)(url, data).status_code == 404
     draft.refresh_from_db()
-    assert draft.name == "Stripe - Payment Failed" and positions(draft)[0] == ("email", 1)
+    assert draft.name == "Stripe - Payment Failed" and [s.pk for s in main_line(draft)][0] == step.pk
     assert LoopStep.objects.filter(loop=draft).count() == 3 and smtp_server.messages == []
 
 
 def test_editor_forms_need_csrf(user, draft):
     csrf_client = Client(enforce_csrf_checks=True)
     csrf_client.force_login(user)
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     for url in (
         reverse("loops:loop", args=[draft.pk]),
         reverse("loops:step", args=[draft.pk, step.pk]),
@@ -335,68 +345,171 @@ def test_editor_forms_need_csrf(user, draft):
         reverse("loops:step-test", args=[draft.pk]),
     ):
         assert csrf_client.post(url, {**EMAIL, "direction": "down"}).status_code == 403
-    assert Loop.objects.get(pk=draft.pk).steps.get(position=1).pk == step.pk
+    assert main_line(Loop.objects.get(pk=draft.pk))[0].pk == step.pk
 
 
-# --- runs in progress keep their place ------------------------------------------------------------
+# --- the new kinds of step -----------------------------------------------------------------------
 
 
-def _run_at(loop, contact, position, status="waiting", **extra):
-    from loops.models import LoopRun
-
-    return LoopRun.objects.create(
-        team_id=loop.team_id, loop=loop, contact=contact, position=position, status=status, **extra
-    )
-
-
-@pytest.fixture
-def paused(team, make_loop):
-    from loops.services import loop_pause
-
-    loop = make_loop(team)  # email, wait for successfulPayment, email
-    loop_pause(loop=loop)
-    return loop
-
-
-def test_removing_a_step_keeps_runs_at_their_step(logged_in, team, paused):
-    from django.utils import timezone
-
-    contacts = [Contact.objects.create(team=team, email=f"c{i}@example.com") for i in range(3)]
-    until = timezone.now() + timezone.timedelta(days=3)
-    waiting = _run_at(paused, contacts[0], 2, wait_until=until, waiting_for="successfulPayment")
-    before = _run_at(paused, contacts[1], 1, status="active")
-    after = _run_at(paused, contacts[2], 3, status="active")
-    first = paused.steps.get(position=1)
-    logged_in.post(reverse("loops:step-delete", args=[paused.pk, first.pk]))
-    for run in (waiting, before, after):
-        run.refresh_from_db()
-    assert (waiting.position, waiting.status, waiting.wait_until) == (1, "waiting", until)  # the same wait step
-    assert after.position == 2  # the same last email
-    assert before.position == 1  # its email is gone: it goes on with what came next
-    wait_step = paused.steps.get(position=1)
-    logged_in.post(reverse("loops:step-delete", args=[paused.pk, wait_step.pk]))
-    waiting.refresh_from_db()
-    assert (waiting.position, waiting.status, waiting.wait_until, waiting.waiting_for) == (1, "active", None, "")
-
-
-def test_a_move_that_would_skip_a_step_for_a_run_is_refused(logged_in, team, paused):
-    contact = Contact.objects.create(team=team, email="c@example.com")
-    run = _run_at(paused, contact, 2)  # sent email 1, waiting in step 2
-    first, wait, last = paused.steps.order_by("position")
-    response = logged_in.post(
-        reverse("loops:step-move", args=[paused.pk, first.pk]), {"direction": "down"}, follow=True
-    )
-    assert "part-way through these two steps" in response.content.decode()
-    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, wait.pk, last.pk]
-    logged_in.post(reverse("loops:step-move", args=[paused.pk, last.pk]), {"direction": "up"})  # step 2 waits
-    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, wait.pk, last.pk]
-    run.delete()
-    logged_in.post(reverse("loops:step-move", args=[paused.pk, last.pk]), {"direction": "up"})
-    assert list(paused.steps.order_by("position").values_list("pk", flat=True)) == [first.pk, last.pk, wait.pk]
-
-
-def test_a_timer_waits_at_most_a_year(logged_in, draft):
+def test_a_filter_offers_known_fields_and_refuses_an_unknown_one(logged_in, draft):
     url = reverse("loops:step-new", args=[draft.pk])
-    refused = logged_in.post(url, {"kind": "timer", "delay_value": "366", "delay_unit": "days"})
-    assert refused.status_code == 400 and "at most a year" in refused.content.decode()
-    assert logged_in.post(url, {"kind": "timer", "delay_value": "8760", "delay_unit": "hours"}).status_code == 302
+    page = logged_in.get(url, {"kind": "filter"}).content.decode()
+    assert 'value="contact.first_name"' in page and 'value="contact.properties.subscriptionStatus"' in page
+    refused = logged_in.post(
+        url,
+        {
+            "kind": "filter",
+            "rule_field": "contact.properties.favourite_colour",
+            "rule_op": "equals",
+            "rule_value": "red",
+        },
+    )
+    assert refused.status_code == 400 and draft.steps.count() == 3
+    wrong_type = logged_in.post(
+        url, {"kind": "filter", "rule_field": "contact.subscribed", "rule_op": "contains", "rule_value": "x"}
+    )
+    assert wrong_type.status_code == 400 and "does not apply to" in html.unescape(wrong_type.content.decode())
+    saved = logged_in.post(
+        url, {"kind": "filter", "rule_field": "contact.first_name", "rule_op": "starts_with", "rule_value": "Ad"}
+    )
+    assert saved.status_code == 302
+    step = main_line(draft)[-1]
+    assert step.conditions == {
+        "match": "all",
+        "rules": [{"field": "contact.first_name", "op": "starts_with", "value": "Ad"}],
+    }
+
+
+def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in, draft):
+    url = reverse("loops:step-new", args=[draft.pk])
+    catch_all_first = json.dumps([{"name": "All", "conditions": None}, {"name": "Pro", "conditions": None}])
+    refused = logged_in.post(url, {"kind": "branch", "paths": catch_all_first})
+    assert refused.status_code == 400 and "Only the last path may be a catch-all." in refused.content.decode()
+    unknown = json.dumps(
+        [
+            {"name": "X", "conditions": {"rules": [{"field": "contact.nope", "op": "equals", "value": "1"}]}},
+            {"name": "Y"},
+        ]
+    )
+    assert logged_in.post(url, {"kind": "branch", "paths": unknown}).status_code == 400
+    uneven = json.dumps([{"name": "A", "percent": 50}, {"name": "B", "percent": 40}])
+    refused = logged_in.post(url, {"kind": "experiment", "paths": uneven})
+    assert refused.status_code == 400 and "add up to 100" in refused.content.decode()
+    assert draft.steps.count() == 3
+    even = json.dumps([{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}])
+    assert logged_in.post(url, {"kind": "experiment", "paths": even}).status_code == 302
+    assert main_line(draft)[-1].paths == [
+        {"name": "A", "percent": 50, "control": True},
+        {"name": "B", "percent": 50, "control": False},
+    ]
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert "Variant 1: A" in page and "Variant 2: B" in page
+    assert page.count("Add step here") == 2  # one per variant: the main line ends at the experiment
+
+
+def test_update_contact_offers_only_the_teams_lists(logged_in, team, other_team, draft):
+    from contacts.services import mailing_list_create
+
+    ours = mailing_list_create(team=team, name="Customers")
+    theirs = mailing_list_create(team=other_team, name="Globex secret list")
+    url = reverse("loops:step-new", args=[draft.pk])
+    page = logged_in.get(url, {"kind": "update_contact"}).content.decode()
+    assert "Customers" in page and "Globex secret list" not in page
+    refused = logged_in.post(url, {"kind": "update_contact", "update_action": "join_list", "update_list": theirs.pk})
+    assert refused.status_code == 400 and draft.steps.count() == 3
+    saved = logged_in.post(url, {"kind": "update_contact", "update_action": "join_list", "update_list": ours.pk})
+    assert saved.status_code == 302 and main_line(draft)[-1].update_list == ours
+
+
+# --- duplicate, archive, delete, download and upload ---------------------------------------------
+
+
+def test_duplicate_makes_a_draft_copy_with_a_unique_name(logged_in, team, make_loop):
+    loop = make_loop(team)  # active
+    response = logged_in.post(reverse("loops:loop-duplicate", args=[loop.pk]))
+    copy = Loop.objects.exclude(pk=loop.pk).get(team=team)
+    assert response.status_code == 302 and response["Location"] == reverse("loops:loop", args=[copy.pk])
+    assert (copy.name, copy.status) == ("Stripe - Payment Failed (copy)", "draft")
+    assert [s.kind for s in main_line(copy)] == [s.kind for s in main_line(loop)]
+    logged_in.post(reverse("loops:loop-duplicate", args=[loop.pk]))
+    assert Loop.objects.filter(team=team, name="Stripe - Payment Failed (copy) (2)").exists()
+
+
+def test_archive_stops_the_runs_and_restore_makes_a_draft(run_tasks, logged_in, team, make_loop):
+    from loops.models import LoopRun
+    from loops.services import event_fire
+
+    loop = make_loop(team)
+    contact = Contact.objects.create(team=team, email="ada@example.com")
+    run_tasks(event_fire, team=team, contact=contact, name="failedPayment", idempotency_key="evt_1")
+    assert LoopRun.objects.get().status == "waiting"
+    logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "archive"})
+    loop.refresh_from_db()
+    run = LoopRun.objects.get()
+    assert loop.status == "archived" and run.status == "stopped" and "archived" in run.history[-1]["what"]
+    run_tasks(event_fire, team=team, contact=contact, name="failedPayment", idempotency_key="evt_2")
+    assert LoopRun.objects.count() == 1  # an archived loop starts nobody
+    logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "restore"})
+    loop.refresh_from_db()
+    assert loop.status == "draft"
+
+
+def test_delete_says_what_becomes_of_the_runs_and_keeps_the_emails(run_tasks, logged_in, team, make_loop):
+    from loops.models import LoopRun
+    from loops.services import event_fire
+
+    loop = make_loop(team)
+    contact = Contact.objects.create(team=team, email="ada@example.com")
+    run_tasks(event_fire, team=team, contact=contact, name="failedPayment", idempotency_key="evt_1")
+    confirm = logged_in.get(reverse("loops:loop-delete", args=[loop.pk])).content.decode()
+    assert "1 run" in confirm and "1 contact still in it gets nothing more" in confirm
+    assert Loop.objects.filter(pk=loop.pk).exists()  # asking is not deleting
+    response = logged_in.post(reverse("loops:loop-delete", args=[loop.pk]), follow=True)
+    assert "was deleted with its 3 steps and 1 runs" in response.content.decode()
+    assert not Loop.objects.filter(pk=loop.pk).exists() and not LoopRun.objects.exists()
+    assert EmailMessage.objects.filter(contact=contact, run=None).count() == 1
+
+
+def test_download_and_upload_round_trip_and_a_bad_file_saves_nothing(logged_in, team, make_loop):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    loop = make_loop(team, activate=False)
+    download = logged_in.get(reverse("loops:loop-download", args=[loop.pk]))
+    assert download["Content-Disposition"] == 'attachment; filename="stripe-payment-failed.json"'
+    spec = json.loads(download.content)
+    upload = SimpleUploadedFile("loop.json", download.content, content_type="application/json")
+    response = logged_in.post(reverse("loops:loop-upload"), {"file": upload})
+    imported = Loop.objects.exclude(pk=loop.pk).get(team=team)
+    assert response["Location"] == reverse("loops:loop", args=[imported.pk]) and imported.status == "draft"
+    from loops.services import loop_export
+
+    assert loop_export(loop=imported) == {**spec, "name": imported.name}
+    broken = {**spec, "edges": [{"from": "n1", "to": "n9"}]}
+    bad = SimpleUploadedFile("bad.json", json.dumps(broken).encode(), content_type="application/json")
+    page = logged_in.post(reverse("loops:loop-upload"), {"file": bad}, follow=True).content.decode()
+    assert "The loop was not created: edges[0]" in html.unescape(page)
+    not_json = SimpleUploadedFile("x.json", b"{", content_type="application/json")
+    assert "not JSON" in logged_in.post(reverse("loops:loop-upload"), {"file": not_json}, follow=True).content.decode()
+    assert Loop.objects.filter(team=team).count() == 2
+
+
+def test_the_runs_list_shows_who_is_where_by_status_and_step(run_tasks, logged_in, team, make_loop):
+    from loops.services import event_fire
+
+    loop = make_loop(team)
+    first, wait, _ = main_line(loop)
+    for n in range(3):
+        contact = Contact.objects.create(team=team, email=f"c{n}@example.com")
+        run_tasks(event_fire, team=team, contact=contact, name="failedPayment", idempotency_key=f"evt_{n}")
+    other = Contact.objects.create(team=team, email="other-loop@example.com")
+    make_loop(team, "stripe-new-customer")
+    run_tasks(event_fire, team=team, contact=other, name="newStripeCustomer", idempotency_key="evt_other")
+    url = reverse("loops:loop-runs", args=[loop.pk])
+    page = logged_in.get(url, {"status": "waiting", "step": wait.pk}).content.decode()
+    assert page.count('href="/audience/') >= 3 and "c0@example.com" in page and "for successfulPayment" in page
+    assert "other-loop@example.com" not in page
+    assert "No run matches." in logged_in.get(url, {"step": first.pk}).content.decode()  # nobody stays at an email
+    assert "No run matches." in logged_in.get(url, {"status": "completed"}).content.decode()
+    editor = logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+    assert "?status=waiting" in editor and "3 waiting" in editor and f"?step={wait.pk}" in editor
+    assert "3 entered" in editor and "3 here now" in editor  # the wait step: three contacts in it

@@ -40,7 +40,7 @@ def test_a_loop_that_cannot_be_activated_says_why(logged_in, team):
     loop = Loop.objects.create(team=team, name="Empty")
     response = logged_in.post(reverse("loops:loop-status", args=[loop.pk]), {"action": "activate"}, follow=True)
     body = response.content.decode()
-    assert "Add at least one email step" in body and "Choose the event that triggers this loop" in body
+    assert "Add at least one step that sends an email" in body and "Choose the event that triggers this loop" in body
     loop.refresh_from_db()
     assert loop.status == "draft"
 

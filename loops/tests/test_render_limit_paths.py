@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.services import api_key_create
+from conftest import main_line
 from contacts.models import Contact
 from loops import rendering
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, TransactionalEmail
@@ -79,7 +80,7 @@ def test_a_step_over_a_limit_is_refused_on_save_with_the_message(logged_in, draf
     assert added.status_code == 400
     assert LOOP_LIMIT in shown(added) and "Nothing was saved" in shown(added)
     assert draft.steps.count() == 3
-    step = draft.steps.get(position=1)
+    step = main_line(draft)[0]
     edited = logged_in.post(reverse("loops:step", args=[draft.pk, step.pk]), {**EMAIL, "body": BIG_LOOP})
     assert edited.status_code == 400 and LOOP_LIMIT in shown(edited)
     step.refresh_from_db()
@@ -244,7 +245,7 @@ def test_preview_data_nested_too_deep_is_a_message_not_a_500(logged_in):
 
 def _loop_with(team, body: str) -> Loop:
     loop = Loop.objects.create(team=team, name="Welcome", trigger_event_name="signedUp")
-    LoopStep.objects.create(team=team, loop=loop, position=1, kind="email", subject="Hi {{ contact.first_name }}",
+    LoopStep.objects.create(team=team, loop=loop, kind="email", subject="Hi {{ contact.first_name }}",
                             body=body)  # fmt: skip
     return loop_activate(loop=loop)  # passes the save check: the sample contact has no `n`
 

@@ -1,36 +1,21 @@
 """Loops and their runs: enrolment, steps, waits and the seeded templates."""
 
-import importlib
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from conftest import chain_steps, main_line
 from contacts.models import Contact
 from contacts.services import contact_save, contact_sync, contact_upsert
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep, LoopTemplate
+from loops.seeding import templates_seed
 from loops.services import event_fire, loop_activate, loop_pause
 from loops.services.runs import runs_advance_due
-from loopsync.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def run_tasks(django_capture_on_commit_callbacks):
-    """Run what would go to the worker right away, in this process, as `make run` does."""
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-
-    def run(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    yield run
-    celery_app.conf.task_always_eager = eager
 
 
 @pytest.fixture
@@ -45,10 +30,8 @@ def fire(run_tasks, contact, name, key="", **properties):
 
 
 def test_templates_are_seeded_once_even_when_seeding_runs_again():
-    for migration in ("0003_seed_stripe_templates", "0007_seed_lifecycle_templates"):
-        seed = importlib.import_module(f"loops.migrations.{migration}").seed
-        seed(apps, None)
-        seed(apps, None)
+    templates_seed(LoopTemplate)
+    templates_seed(LoopTemplate)
     names = list(LoopTemplate.objects.values_list("name", flat=True))
     assert names == [
         "Stripe - New Customer",
@@ -60,7 +43,7 @@ def test_templates_are_seeded_once_even_when_seeding_runs_again():
         "Stripe - Payment Action Required",
         "Stripe - Plan Changed",
     ]
-    triggers = dict(LoopTemplate.objects.values_list("slug", "trigger_event_name"))
+    triggers = {template.slug: template.trigger_event_name for template in LoopTemplate.objects.all()}
     assert triggers == {
         "stripe-new-customer": "newStripeCustomer",
         "stripe-payment-successful": "successfulPayment",
@@ -82,7 +65,8 @@ def test_every_template_step_is_valid(team, make_loop):
 def test_copy_from_template_is_a_draft_with_the_steps(team, make_loop):
     loop = make_loop(team, activate=False)
     assert (loop.status, loop.trigger, loop.trigger_event_name) == ("draft", "event", "failedPayment")
-    assert list(loop.steps.values_list("position", "kind")) == [(1, "email"), (2, "wait_event"), (3, "email")]
+    assert [step.kind for step in main_line(loop)] == ["email", "wait_event", "email"]
+    assert (loop.frequency, loop.frequency_key) == ("per_key", "invoice_id")
     assert all(step.team_id == team.id for step in loop.steps.all())
 
 
@@ -91,14 +75,17 @@ def test_activation_says_what_is_missing(team):
     with pytest.raises(ValidationError) as info:
         loop_activate(loop=loop)
     message = info.value.messages[0]
-    assert "Choose the event that triggers this loop." in message and "Add at least one email step." in message
+    assert (
+        "Choose the event that triggers this loop." in message
+        and "Add at least one step that sends an email" in message
+    )
     loop.refresh_from_db()
     assert loop.status == "draft"
 
 
 def test_activation_refuses_a_broken_template(team, make_loop):
     loop = make_loop(team, activate=False)
-    loop.steps.filter(position=1).update(body="Hi {{ contact.first_name ")
+    LoopStep.objects.filter(pk=main_line(loop)[0].pk).update(body="Hi {{ contact.first_name ")
     with pytest.raises(ValidationError, match="Step 1 .*line 1"):
         loop_activate(loop=loop)
 
@@ -147,9 +134,10 @@ def test_email_step_sends_rendered_email_with_unsubscribe_headers(run_tasks, tea
     assert email.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert email.extra_headers["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
     message = EmailMessage.objects.get()
-    assert (message.status, message.contact, message.step.position) == ("sent", ada, 1)
+    first, wait, _ = main_line(message.step.loop)
+    assert (message.status, message.contact, message.step) == ("sent", ada, first)
     run = LoopRun.objects.get()
-    assert (run.status, run.position, run.waiting_for) == ("waiting", 2, "successfulPayment")
+    assert (run.status, run.step, run.waiting_for) == ("waiting", wait, "successfulPayment")
 
 
 def test_unsubscribed_contact_gets_no_email_and_it_is_recorded(run_tasks, team, ada, make_loop, mailoutbox):
@@ -194,8 +182,9 @@ def test_dunning_without_payment_sends_the_reminder_after_the_timeout(run_tasks,
 def test_editing_an_active_loop_reaches_runs_not_yet_past_the_step(run_tasks, team, ada, make_loop, mailoutbox):
     loop = make_loop(team)
     fire(run_tasks, ada, "failedPayment", key="evt_fail")
-    loop.steps.filter(position=1).update(subject="Changed first email")  # already passed
-    loop.steps.filter(position=3).update(subject="Changed reminder")  # not yet reached
+    first, _, reminder = main_line(loop)
+    LoopStep.objects.filter(pk=first.pk).update(subject="Changed first email")  # already passed
+    LoopStep.objects.filter(pk=reminder.pk).update(subject="Changed reminder")  # not yet reached
     with time_machine.travel(timezone.now() + timedelta(days=3, minutes=1)):
         run_tasks(runs_advance_due)
     assert [m.subject for m in mailoutbox][1] == "Changed reminder"
@@ -204,8 +193,11 @@ def test_editing_an_active_loop_reaches_runs_not_yet_past_the_step(run_tasks, te
 
 def test_timer_waits_then_continues(run_tasks, team, ada, mailoutbox):
     loop = Loop.objects.create(team=team, name="Later", trigger_event_name="signedUp")
-    LoopStep.objects.create(team=team, loop=loop, position=1, kind="timer", delay_value=2, delay_unit="hours")
-    LoopStep.objects.create(team=team, loop=loop, position=2, kind="email", subject="Two hours later", body="Hi")
+    chain_steps(
+        loop,
+        LoopStep(kind="timer", delay_value=2, delay_unit="hours"),
+        LoopStep(kind="email", subject="Two hours later", body="Hi"),
+    )
     loop_activate(loop=loop)
     fire(run_tasks, ada, "signedUp")
     assert mailoutbox == [] and LoopRun.objects.get().status == "waiting"
@@ -217,29 +209,25 @@ def test_timer_waits_then_continues(run_tasks, team, ada, mailoutbox):
 @pytest.mark.parametrize(
     ("field", "operator", "value", "enters"),
     [
-        ("first_name", "equals", "ada", True),
-        ("first_name", "not_equals", "Ada", False),
-        ("email", "contains", "@example.", True),
-        ("plan", "is_set", "", True),
-        ("properties.plan", "equals", "pro", True),
-        ("user_group", "is_set", "", False),
-        ("user_group", "is_not_set", "", True),
-        ("plan", "equals", "free", False),
+        ("contact.first_name", "equals", "ada", True),
+        ("contact.first_name", "not_equals", "Ada", False),
+        ("contact.email", "contains", "@example.", True),
+        ("contact.properties.plan", "is_not_empty", "", True),
+        ("contact.properties.plan", "equals", "pro", True),
+        ("contact.user_group", "is_not_empty", "", False),
+        ("contact.user_group", "is_empty", "", True),
+        ("contact.properties.plan", "equals", "free", False),
     ],
 )
 def test_audience_filter(run_tasks, team, ada, mailoutbox, field, operator, value, enters):
     Contact.objects.filter(pk=ada.pk).update(properties={"plan": "Pro"})
     loop = Loop.objects.create(team=team, name="Filtered", trigger_event_name="go")
-    LoopStep.objects.create(
-        team=team,
-        loop=loop,
-        position=1,
-        kind="filter",
-        filter_field=field,
-        filter_operator=operator,
-        filter_value=value,
+    rule = {"field": field, "op": operator, "value": value}
+    chain_steps(
+        loop,
+        LoopStep(kind="filter", conditions={"match": "all", "rules": [rule]}),
+        LoopStep(kind="email", subject="In", body="Hi"),
     )
-    LoopStep.objects.create(team=team, loop=loop, position=2, kind="email", subject="In", body="Hi")
     loop_activate(loop=loop)
     fire(run_tasks, ada, "go")
     assert len(mailoutbox) == (1 if enters else 0)
@@ -248,9 +236,7 @@ def test_audience_filter(run_tasks, team, ada, mailoutbox, field, operator, valu
 
 def test_new_contact_enrols_in_contact_added_loops_once(run_tasks, team, mailoutbox):
     loop = Loop.objects.create(team=team, name="Welcome", trigger="contact_added")
-    LoopStep.objects.create(
-        team=team, loop=loop, position=1, kind="email", subject="Welcome {{ contact.first_name }}", body="Hello"
-    )
+    chain_steps(loop, LoopStep(kind="email", subject="Welcome {{ contact.first_name }}", body="Hello"))
     loop_activate(loop=loop)
     run_tasks(contact_sync, team=team, email="new@example.com", full_name="Grace Hopper")
     run_tasks(contact_sync, team=team, email="new@example.com", full_name="Grace Hopper")
@@ -260,7 +246,7 @@ def test_new_contact_enrols_in_contact_added_loops_once(run_tasks, team, mailout
 
 def test_step_with_an_error_fails_the_run_with_the_reason(run_tasks, team, ada, make_loop):
     loop = make_loop(team)
-    loop.steps.filter(position=1).update(body="{{ contact.first_name | nosuchfilter }}")  # bypassing validation
+    LoopStep.objects.filter(pk=main_line(loop)[0].pk).update(body="{{ contact.first_name | nosuchfilter }}")
     fire(run_tasks, ada, "failedPayment", key="evt_1")
     run = LoopRun.objects.get()
     assert run.status == "failed" and "nosuchfilter" in run.last_error
@@ -276,7 +262,7 @@ CREATORS = {
 @pytest.mark.parametrize("source", CREATORS)
 def test_contact_created_by_any_means_enrols_in_contact_added_loops(run_tasks, team, mailoutbox, source):
     loop = Loop.objects.create(team=team, name="Welcome", trigger="contact_added")
-    LoopStep.objects.create(team=team, loop=loop, position=1, kind="email", subject="Welcome", body="Hello")
+    chain_steps(loop, LoopStep(kind="email", subject="Welcome", body="Hello"))
     loop_activate(loop=loop)
     run_tasks(CREATORS[source], team, "typed@example.com")
     run_tasks(contact_sync, team=team, email="typed@example.com")  # found, not created: no second run

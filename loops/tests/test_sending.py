@@ -25,7 +25,6 @@ def queued(team):
     step = LoopStep.objects.create(
         team=team,
         loop=loop,
-        position=1,
         kind="email",
         subject="Hello {{ contact.first_name }}",
         body="Hi **{{ contact.first_name }}**",

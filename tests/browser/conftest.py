@@ -11,7 +11,6 @@ pytest-django empties the tables, and the test itself reads everything through t
 thread and the worker thread have no event loop, so the app itself is unaffected.
 """
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -55,12 +54,11 @@ def pipeline(live_server, smtp_server, settings, request):
     # The migration's seeded loop templates are gone after any earlier transactional test (their tables
     # are emptied): seed them again, as the `make_loop` fixture does. This is the database's initial
     # data, not set-up of the user's account: everything the user does goes through the UI.
-    from django.apps import apps
-
     from loops.models import LoopTemplate
+    from loops.seeding import templates_seed
 
     if not LoopTemplate.objects.exists():
-        importlib.import_module("loops.migrations.0003_seed_stripe_templates").seed(apps, None)
+        templates_seed(LoopTemplate)
     return smtp_server
 
 

@@ -14,7 +14,16 @@ from accounts.models import Membership
 from accounts.services import membership_add, team_create
 from conftest import SECRET
 from tests.browser.conftest import DESKTOP
-from tests.paging import AUDIENCE_FILTER, EVENTS_FILTER, KEPT, audience_fill, events_fill, log_fill
+from tests.paging import (
+    AUDIENCE_FILTER,
+    EVENTS_FILTER,
+    KEPT,
+    RUNS_LOOP,
+    audience_fill,
+    events_fill,
+    log_fill,
+    runs_fill,
+)
 from webhooks.services import endpoint_create
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -31,7 +40,12 @@ def lists(pipeline):
     user = get_user_model().objects.create_user(USERNAME, "edsger@example.org", PASSWORD)
     membership_add(team=team, user=user, role=Membership.Role.OWNER)
     endpoint = endpoint_create(team=team, secret=SECRET, name="Stripe live")
-    return {"audience": audience_fill(team=team), "events": events_fill(team=team), "log": log_fill(endpoint=endpoint)}
+    return {
+        "audience": audience_fill(team=team),
+        "events": events_fill(team=team),
+        "log": log_fill(endpoint=endpoint),
+        "runs": runs_fill(team=team),
+    }
 
 
 @pytest.fixture
@@ -143,24 +157,50 @@ def walk_events(page: Page, expected: list[int], shots) -> None:
     assert hrefs(page, "tbody tr td:first-child a") == expected[50:100]
 
 
+def walk_older(page: Page, status: str, check_filter) -> list[int]:
+    """Three pages by "Older" (50, 50 and the last 30), each row of status `status`, the filter still shown on
+    each (`check_filter`); the ids its rows link to, in order."""
+    seen = []
+    for number in (1, 2, 3):
+        check_filter()
+        expect(page.locator("tbody .status")).to_have_text([status] * (50 if number < 3 else KEPT - 100))
+        seen += hrefs(page, "tbody tr td:first-child a")
+        if number < 3:
+            follow(page, "Older")
+    expect(page.get_by_role("link", name="Older", exact=True)).to_have_count(0)
+    return seen
+
+
 def walk_webhook_log(page: Page, expected: list[int], shots) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Events", exact=True).click()
     page.get_by_role("link", name="Webhook log", exact=True).click()  # the only endpoint's log
     page.get_by_label("Status", exact=True).select_option(label="Failed")
     page.get_by_role("button", name="Filter", exact=True).click()
-    seen = []
-    for number in (1, 2, 3):
+
+    def check_filter():
         expect(page.get_by_label("Status", exact=True)).to_have_value("failed")
-        expect(page.locator("tbody .status")).to_have_text(["Failed"] * (50 if number < 3 else KEPT - 100))
-        seen += hrefs(page, "tbody tr td:first-child a")
-        if number < 3:
-            follow(page, "Older")
-    expect(page.get_by_role("link", name="Older", exact=True)).to_have_count(0)
-    assert seen == expected
+
+    assert walk_older(page, "Failed", check_filter) == expected
     shots(page, "log-last")
 
 
-# One test, not four: the `shots` fixture empties the folder at the start of each test.
+def walk_runs(page: Page, expected: list[int], shots) -> None:
+    """Loops → the loop → its waiting runs (the link on the loop's page) → at its second step → Older, Older."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Loops", exact=True).click()
+    page.get_by_role("link", name=RUNS_LOOP, exact=True).click()
+    page.get_by_role("link", name=re.compile(r"^\d+ waiting$")).click()
+    page.get_by_label("Step", exact=True).select_option(label="2. Timer")
+    page.get_by_role("button", name="Filter", exact=True).click()
+
+    def check_filter():
+        expect(page.get_by_label("Status", exact=True)).to_have_value("waiting")
+        expect(page.get_by_label("Step", exact=True)).to_have_value(re.compile(r"^\d+$"))
+
+    assert walk_older(page, "Waiting", check_filter) == expected
+    shots(page, "runs-last")
+
+
+# One test, not five: the `shots` fixture empties the folder at the start of each test.
 def test_every_list_pages_to_its_end_with_a_filter_on_each_row_once(
     page: Page, chromium_browser: Browser, live_server, lists, shots
 ):
@@ -168,4 +208,5 @@ def test_every_list_pages_to_its_end_with_a_filter_on_each_row_once(
     walk_audience_with_htmx(page, lists["audience"], shots)
     walk_events(page, lists["events"], shots)
     walk_webhook_log(page, lists["log"], shots)
+    walk_runs(page, lists["runs"], shots)
     walk_audience_without_javascript(chromium_browser, live_server.url, lists["audience"], shots)

@@ -283,6 +283,8 @@ def test_a_database_error_on_a_new_connection_is_a_503_without_a_second_try(endp
 
     from webhooks.services import receiving
 
+    if connection.vendor == "sqlite":
+        pytest.skip("Django never closes an in-memory SQLite test database: every connection is a kept one")
     calls = []
 
     def unavailable(**kwargs):

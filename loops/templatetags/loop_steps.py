@@ -1,0 +1,17 @@
+from django import template
+
+from contacts.conditions import conditions_describe
+
+register = template.Library()
+
+
+@register.filter
+def conditions_text(tree) -> str:
+    """A condition tree in words (escaped by the template as any text)."""
+    return conditions_describe(tree)
+
+
+@register.filter
+def get_item(mapping, key):
+    """`mapping[key]`, or "" when it has none."""
+    return mapping.get(key, "") if hasattr(mapping, "get") else ""
