@@ -183,6 +183,7 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
 
 
 OPERATORS_ANY = {op: label for ops in OPERATORS.values() for op, label in ops.items()}
+DEFAULT_LABELS = fields_for()  # the contact's own fields and lists: what every catalogue has
 
 
 def conditions_fields(tree: Mapping | None) -> set[str]:
@@ -327,8 +328,8 @@ def conditions_describe(tree: Mapping | None, catalogue: Mapping[str, Field] | N
         if "rules" in rule:
             parts.append(f"({conditions_describe(rule, catalogue)})")
             continue
-        field = (catalogue or {}).get(rule["field"])
-        label = field.label if field else rule["field"].removeprefix("contact.").removeprefix("properties.")
+        field = (catalogue or DEFAULT_LABELS).get(rule["field"])
+        label = field.label if field else rule["field"].removeprefix("contact.properties.").removeprefix("event.")
         words = OPERATORS_ANY.get(rule["op"], rule["op"])
         if rule["op"] in UNARY:
             parts.append(f"{label} {words}")

@@ -98,6 +98,7 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
 
     tree = Tree(LoopStep.objects.filter(loop=loop))
     counts = _step_counts(loop, tree)
+    summaries = _email_summaries(loop, tree)
     rows: list[dict[str, Any]] = []
     number = 0
 
@@ -118,6 +119,7 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
                     "can_up": above is not None and not branching and not _branching(above),
                     "can_down": below is not None and not branching and not _branching(below),
                     "counts": counts.get(step.id, {}),
+                    "rendered": summaries.get(step.id),
                 }
             )
             if branching:
@@ -142,6 +144,39 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
 
     chain(tree.root, 0, None, 0)
     return rows
+
+
+SUMMARY_BUDGET_SECONDS = 1.0  # rendering the page's email summaries; the rest show their source
+SUMMARY_TEXT = 240
+
+
+def _email_summaries(loop: Loop, tree) -> dict[int, dict[str, str]]:
+    """Each email step as the sample contact (with the loop's latest triggering event) would get it: its subject
+    and the start of its text, or the reason it cannot render. Within SUMMARY_BUDGET_SECONDS for the page (each
+    render within its own limits too); the steps past it show their source instead."""
+    import time
+
+    from .rendering import RenderError, email_render
+
+    context = {**preview_context(loop=loop, contact=None), "unsubscribe_url": "#"}
+    deadline = time.monotonic() + SUMMARY_BUDGET_SECONDS
+    summaries: dict[int, dict[str, str]] = {}
+    for step, _ in tree.walk():
+        if step.kind != LoopStep.Kind.EMAIL:
+            continue
+        if time.monotonic() > deadline:
+            break
+        try:
+            rendered = email_render(
+                subject=step.subject, preview_text=step.preview_text, body=step.body, context=context
+            )
+        except RenderError as exc:
+            summaries[step.id] = {"error": str(exc)}
+            continue
+        text = " ".join(rendered.text.split())
+        cut = text[:SUMMARY_TEXT] + ("…" if len(text) > SUMMARY_TEXT else "")
+        summaries[step.id] = {"subject": rendered.subject, "preview": rendered.preview_text, "text": cut}
+    return summaries
 
 
 def _ports_taken(loop: Loop, step: LoopStep) -> dict[int, dict[str, int]]:

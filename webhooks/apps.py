@@ -10,7 +10,12 @@ class WebhooksConfig(AppConfig):
         from loops.triggers import TriggerSource, trigger_source_register
 
         from .models import Endpoint, EventSetting
-        from .selectors import stripe_types_firing, stripe_types_suggesting, trigger_names_configured
+        from .selectors import (
+            stripe_event_properties,
+            stripe_types_firing,
+            stripe_types_suggesting,
+            trigger_names_configured,
+        )
         from .stripe_events import SUPPORTED_EVENTS
 
         # The names Stripe events fire, offered in the loop editor (loops never imports webhooks).
@@ -21,6 +26,7 @@ class WebhooksConfig(AppConfig):
                 configured=lambda team, limit: trigger_names_configured(team=team, limit=limit),
                 firing=lambda team, name: [s.label for s in stripe_types_firing(team=team, name=name)],
                 suggesting=lambda name: [s.label for s in stripe_types_suggesting(name)],
+                properties=stripe_event_properties,
             ),
         )
 

@@ -2,17 +2,20 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Team
+from contacts.conditions import value_type
 from contacts.models import Contact
 from contacts.selectors import contact_find
 from loops.models import Event, LoopRun
 
 from .models import Delivery, Endpoint, EventSetting, StripeSync
+from .samples import sample_event
 from .stripe_events import SUPPORTED_EVENTS, StripeEventType
 
 
@@ -47,6 +50,23 @@ def stripe_types_firing(*, team: Team, name: str) -> list[StripeEventType]:
 def stripe_types_suggesting(name: str) -> list[StripeEventType]:
     """The Stripe types whose suggested trigger is `name` (a gallery loop's event)."""
     return [spec for spec in SUPPORTED_EVENTS.values() if spec.suggested_trigger == name]
+
+
+# What processing adds to every Stripe event's properties (processing.fire_properties), with their types.
+ADDED_PROPERTIES = {"stripe_event_id": "text", "stripe_event_type": "text", "stripe_customer_id": "text"}
+
+
+@lru_cache(maxsize=256)
+def stripe_event_properties(name: str) -> dict[str, str]:
+    """The properties an event `name` carries when a Stripe type fires it under its suggested name, with their
+    types (contacts.conditions): the type's extractor on its sample event, and what processing adds. What a
+    filter on the event may name before any such event has been received."""
+    types: dict[str, str] = {}
+    for spec in stripe_types_suggesting(name):
+        payload = sample_event(event_type=spec.type, email="sample@example.com", name="Sample Customer")
+        for key, value in spec.extract(payload).properties.items():
+            types.setdefault(key, value_type(value))
+    return {**types, **ADDED_PROPERTIES, "livemode": "boolean"} if types else {}
 
 
 def endpoint_delivery(*, endpoint: Endpoint, delivery_id: str | int | None) -> Delivery | None:

@@ -355,6 +355,7 @@ def test_a_filter_offers_known_fields_and_refuses_an_unknown_one(logged_in, draf
     url = reverse("loops:step-new", args=[draft.pk])
     page = logged_in.get(url, {"kind": "filter"}).content.decode()
     assert 'value="contact.first_name"' in page and 'value="contact.properties.subscriptionStatus"' in page
+    assert 'value="event.amount"' in page and 'value="event.invoice_id"' in page  # what failedPayment carries
     refused = logged_in.post(
         url,
         {
@@ -513,3 +514,17 @@ def test_the_runs_list_shows_who_is_where_by_status_and_step(run_tasks, logged_i
     editor = logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
     assert "?status=waiting" in editor and "3 waiting" in editor and f"?step={wait.pk}" in editor
     assert "3 entered" in editor and "3 here now" in editor  # the wait step: three contacts in it
+
+
+def test_email_steps_show_rendered_for_the_sample_contact_not_raw_liquid(logged_in, team, draft):
+    first = main_line(draft)[0]
+    LoopStep.objects.filter(pk=first.pk).update(
+        subject="Hi {{ contact.first_name }}", body="**{{ event.amount_formatted }}** due"
+    )
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert "<strong>Subject:</strong> Hi Ada</p>" in page and "$25.00 due" in page
+    summary = page.split(f'id="step-{first.pk}"')[1].split("<details>")[0]
+    assert "{{" not in summary  # the source is still one click away, in <details>
+    LoopStep.objects.filter(pk=first.pk).update(body="{{ contact.first_name | nosuchfilter }}")
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert "This email cannot render" in page and "nosuchfilter" in page
