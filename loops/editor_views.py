@@ -155,6 +155,9 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     instance = LoopStep(kind=kind, team_id=loop.team_id, loop=loop)
     if request.method != "POST":
         return _render_step(request, loop, _form(kind, loop, instance=instance), kind=kind, place=place)
+    if request.POST.get("add_rule"):  # the filter builder's "Add a rule": the form again, one row more, unsaved
+        form = _form(kind, loop, instance=instance, initial=request.POST.dict())
+        return _render_step(request, loop, form, kind=kind, place=place)
     form = _form(kind, loop, request.POST, instance=instance)
     if form.is_valid():
         try:
@@ -175,6 +178,9 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     step = _step(loop, step_pk)
     if request.method != "POST":
         return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
+    if request.POST.get("add_rule"):
+        form = _form(step.kind, loop, instance=step, initial=request.POST.dict())
+        return _render_step(request, loop, form, step=step, kind=step.kind)
     form = _form(step.kind, loop, request.POST, instance=step)
     if form.is_valid():
         services.step_save(step=form.save(commit=False))

@@ -180,14 +180,26 @@ STEP_HELP = {
 }
 
 
-class RuleFields(forms.Form):
-    """One rule of the filter builder: a known field, a condition that fits its type, a value (contacts.conditions).
-    More rules, AND/OR groups: the loop's JSON (download, edit, upload)."""
+MAX_BUILDER_RULES = 10  # rows of the filter builder (more, and nested groups: the loop's JSON)
 
-    rule_field = forms.ChoiceField(label="Field", choices=())
-    rule_op = forms.ChoiceField(label="Condition", choices=[(op, label) for op, label in OPERATORS_ANY.items()])
-    rule_value = forms.CharField(label="Value", required=False, max_length=255)
-    rule_value2 = forms.CharField(label="And", required=False, max_length=255, help_text="For “between”.")
+
+def rule_fields(index: int, catalogue) -> dict[str, forms.Field]:
+    """One rule's row of the filter builder: a known field, a condition that fits its type, a value."""
+    number = index + 1
+    return {
+        f"rule_{index}_field": forms.ChoiceField(
+            label=f"Rule {number}: field",
+            required=False,
+            choices=[("", "Choose a field")] + [(name, f"{f.label} ({f.type})") for name, f in catalogue.items()],
+        ),
+        f"rule_{index}_op": forms.ChoiceField(
+            label=f"Rule {number}: condition", required=False, choices=list(OPERATORS_ANY.items())
+        ),
+        f"rule_{index}_value": forms.CharField(label=f"Rule {number}: value", required=False, max_length=255),
+        f"rule_{index}_value2": forms.CharField(
+            label=f"Rule {number}: and", required=False, max_length=255, help_text="For “between”."
+        ),
+    }
 
 
 def step_form_class(kind: str) -> type[StepForm]:
@@ -218,39 +230,59 @@ def step_form_class(kind: str) -> type[StepForm]:
 
 
 class FilterStepForm(StepForm):
-    ERRORS_SHOWN_ON = {"conditions": "rule_field"}
-    rule_field = RuleFields.base_fields["rule_field"]
-    rule_op = RuleFields.base_fields["rule_op"]
-    rule_value = RuleFields.base_fields["rule_value"]
-    rule_value2 = RuleFields.base_fields["rule_value2"]
+    """The filter builder: rules over known fields, all or any of which must match. A row left without a field
+    is left out; "Add a rule" (`add_rule`) gives one more row."""
+
+    ERRORS_SHOWN_ON = {"conditions": "rule_0_field"}
+    match = forms.ChoiceField(
+        label="Go on when", choices=[("all", "all of these match"), ("any", "any of these match")]
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["rule_field"].choices = [("", "Choose a field")] + [
-            (name, f"{field.label} ({field.type})") for name, field in self.catalogue.items()
-        ]
-        rules = (self.instance.conditions or {}).get("rules") or []
-        if rules and not self.is_bound and "field" in rules[0]:
-            first = rules[0]
-            self.initial.update(
-                rule_field=first["field"],
-                rule_op=first["op"],
-                rule_value=first.get("value", ""),
-                rule_value2=first.get("value2", ""),
-            )
+        saved = [rule for rule in (self.instance.conditions or {}).get("rules", []) if "field" in rule]
+        given = self.data or self.initial  # a post, or one given back to add a row ("Add a rule")
+        posted = {int(key.split("_")[1]) for key in given if key.startswith("rule_") and key.split("_")[1].isdigit()}
+        rows = max(len(saved), max(posted, default=-1) + 1, 1) + (1 if given.get("add_rule") else 0)
+        for index in range(min(rows, MAX_BUILDER_RULES)):
+            self.fields.update(rule_fields(index, self.catalogue))
+        if not self.is_bound and not posted:
+            self.initial["match"] = (self.instance.conditions or {}).get("match", "all")
+            for index, rule in enumerate(saved[:MAX_BUILDER_RULES]):
+                self.initial.update(
+                    {
+                        f"rule_{index}_field": rule["field"],
+                        f"rule_{index}_op": rule["op"],
+                        f"rule_{index}_value": rule.get("value", ""),
+                        f"rule_{index}_value2": rule.get("value2", ""),
+                    }
+                )
 
     def clean(self):
         cleaned = super().clean()
-        rule = {
-            "field": cleaned.get("rule_field", ""),
-            "op": cleaned.get("rule_op", ""),
-            "value": cleaned.get("rule_value", ""),
-            "value2": cleaned.get("rule_value2", ""),
-        }
-        try:
-            self.instance.conditions = conditions_clean({"match": "all", "rules": [rule]}, self.catalogue)
-        except forms.ValidationError as exc:
-            self.add_error("rule_field" if "field" in str(exc) else "rule_value", exc)
+        rules, rows = [], []
+        for index in range(MAX_BUILDER_RULES):
+            field = cleaned.get(f"rule_{index}_field")
+            if not field:
+                continue
+            rows.append(index)
+            rules.append(
+                {
+                    "field": field,
+                    "op": cleaned.get(f"rule_{index}_op", ""),
+                    "value": cleaned.get(f"rule_{index}_value", ""),
+                    "value2": cleaned.get(f"rule_{index}_value2", ""),
+                }
+            )
+        for index, rule in zip(rows, rules, strict=True):  # each row's mistake on its own row
+            try:
+                conditions_clean({"match": "all", "rules": [rule]}, self.catalogue)
+            except forms.ValidationError as exc:
+                self.add_error(f"rule_{index}_field" if "field" in str(exc) else f"rule_{index}_value", exc)
+        if not self.errors:
+            self.instance.conditions = conditions_clean(
+                {"match": cleaned.get("match") or "all", "rules": rules}, self.catalogue
+            )
         return cleaned
 
 

@@ -356,29 +356,44 @@ def test_a_filter_offers_known_fields_and_refuses_an_unknown_one(logged_in, draf
     page = logged_in.get(url, {"kind": "filter"}).content.decode()
     assert 'value="contact.first_name"' in page and 'value="contact.properties.subscriptionStatus"' in page
     assert 'value="event.amount"' in page and 'value="event.invoice_id"' in page  # what failedPayment carries
-    refused = logged_in.post(
+    unknown = {"kind": "filter", "rule_0_field": "contact.properties.favourite_colour", "rule_0_op": "equals"}
+    refused = logged_in.post(url, {**unknown, "rule_0_value": "red"})
+    assert refused.status_code == 400 and draft.steps.count() == 3
+    wrong_type = logged_in.post(
+        url, {"kind": "filter", "rule_0_field": "contact.subscribed", "rule_0_op": "contains", "rule_0_value": "x"}
+    )
+    assert wrong_type.status_code == 400 and "does not apply to" in html.unescape(wrong_type.content.decode())
+    one_more = logged_in.post(
+        url, {"kind": "filter", "rule_0_field": "contact.first_name", "rule_0_op": "starts_with", "add_rule": "1"}
+    )
+    assert one_more.status_code == 200 and 'name="rule_1_field"' in one_more.content.decode()
+    assert draft.steps.count() == 3  # adding a row saves nothing
+    saved = logged_in.post(
         url,
         {
             "kind": "filter",
-            "rule_field": "contact.properties.favourite_colour",
-            "rule_op": "equals",
-            "rule_value": "red",
+            "match": "any",
+            "rule_0_field": "contact.first_name",
+            "rule_0_op": "starts_with",
+            "rule_0_value": "Ad",
+            "rule_1_field": "event.amount",
+            "rule_1_op": "between",
+            "rule_1_value": "100",
+            "rule_1_value2": "500",
+            "rule_2_field": "",  # an empty row is left out
         },
-    )
-    assert refused.status_code == 400 and draft.steps.count() == 3
-    wrong_type = logged_in.post(
-        url, {"kind": "filter", "rule_field": "contact.subscribed", "rule_op": "contains", "rule_value": "x"}
-    )
-    assert wrong_type.status_code == 400 and "does not apply to" in html.unescape(wrong_type.content.decode())
-    saved = logged_in.post(
-        url, {"kind": "filter", "rule_field": "contact.first_name", "rule_op": "starts_with", "rule_value": "Ad"}
     )
     assert saved.status_code == 302
     step = main_line(draft)[-1]
     assert step.conditions == {
-        "match": "all",
-        "rules": [{"field": "contact.first_name", "op": "starts_with", "value": "Ad"}],
+        "match": "any",
+        "rules": [
+            {"field": "contact.first_name", "op": "starts_with", "value": "Ad"},
+            {"field": "event.amount", "op": "between", "value": "100", "value2": "500"},
+        ],
     }
+    page = logged_in.get(reverse("loops:step", args=[draft.pk, step.pk])).content.decode()
+    assert 'value="Ad"' in page and 'value="500"' in page  # the saved rules, back in their rows
 
 
 def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in, draft):
