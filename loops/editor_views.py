@@ -19,7 +19,7 @@ from loopsync.ids import parse_id
 
 from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
-from .models import Event, Loop, LoopStep
+from .models import Event, Loop, LoopRun, LoopStep
 from .rendering import EMAIL_TEMPLATE_FIELDS, RenderError, email_preview
 from .services.sending import email_send_test
 from .triggers import trigger_firing, trigger_name_suggestions, trigger_suggesting
@@ -45,7 +45,8 @@ def _kind(value: str) -> str:
 
 
 def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = None, status: int = 200):
-    runs = loop.runs.values("status").annotate(n=Count("id")).order_by("status")
+    counted = loop.runs.values("status").annotate(n=Count("id")).order_by("status")
+    runs = [(row["status"], LoopRun.Status(row["status"]).label, row["n"]) for row in counted]
     return render(
         request,
         "loops/loop.html",
@@ -53,7 +54,7 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
             "loop": loop,
             "form": form or LoopForm(instance=loop),
             "nodes": selectors.loop_outline(loop=loop),
-            "runs": {r["status"]: r["n"] for r in runs},
+            "runs": runs,
             "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],
             "unfired": _unfired(loop),
             "suggestions": trigger_name_suggestions(team=loop.team),
@@ -139,7 +140,8 @@ def _place(request: HttpRequest, loop: Loop) -> dict:
     after_pk = parse_id(request.POST.get("after") or request.GET.get("after", ""))
     port = parse_id(request.POST.get("port") or request.GET.get("port", "")) or 0
     after = _step(loop, after_pk) if after_pk else None
-    return {"after": after, "port": port}
+    start = (request.POST.get("at") or request.GET.get("at")) == "start"
+    return {"after": after, "port": port, "start": start}
 
 
 def _form(kind: str, loop: Loop, *args, **kwargs):
@@ -161,7 +163,11 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = _form(kind, loop, request.POST, instance=instance)
     if form.is_valid():
         try:
-            step = services.step_add(loop=loop, step=form.save(commit=False), after=place["after"], port=place["port"])
+            new = form.save(commit=False)
+            if place["start"]:
+                step = services.step_insert(loop=loop, step=new, parent=None)
+            else:
+                step = services.step_add(loop=loop, step=new, after=place["after"], port=place["port"])
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("loops:loop", pk=loop.pk)

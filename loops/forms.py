@@ -285,12 +285,27 @@ class FilterStepForm(StepForm):
             )
         return cleaned
 
+    def _post_clean(self):
+        if not self.errors:  # a refused row says why; "needs at least one rule" on top of it would not
+            super()._post_clean()
+
 
 class PathsStepForm(StepForm):
+    """A branch's paths or an experiment's variants. The steps under a path hang from its place in the list, so
+    a path with steps under it stays where it is: add paths at the end, remove only empty ones from the end."""
+
     def clean_paths(self):
         paths = self.cleaned_data.get("paths")
         if not isinstance(paths, list) or not all(isinstance(path, dict) for path in paths):
             raise forms.ValidationError("A list of paths, each an object.")
+        if self.instance.pk:
+            used = set(LoopStep.objects.filter(parent=self.instance).values_list("port", flat=True))
+            lost = sorted(port + 1 for port in used if port >= len(paths))
+            if lost:
+                raise forms.ValidationError(
+                    f"Path {', '.join(map(str, lost))} has steps under it: remove them before removing the path. "
+                    "(Steps stay with a path's place in the list: add new paths at the end.)"
+                )
         if self.instance.kind == LoopStep.Kind.BRANCH:
             cleaned = []
             for index, path in enumerate(paths):

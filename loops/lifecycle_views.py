@@ -69,10 +69,14 @@ def loop_upload(request: HttpRequest) -> HttpResponse:
     if upload.size > MAX_SPEC_BYTES:
         messages.error(request, f"A loop's JSON is at most {MAX_SPEC_BYTES:,} bytes; this file has {upload.size:,}.")
         return redirect("loops:loops")
+    raw = upload.read(MAX_SPEC_BYTES + 1)
     try:
-        spec = json.loads(upload.read(MAX_SPEC_BYTES + 1))
+        spec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        messages.error(request, "The file is not UTF-8 text: a loop's JSON, as “Download JSON” saves it, is.")
+        return redirect("loops:loops")
     except ValueError as exc:
-        messages.error(request, f"The file is not JSON: {exc}")
+        messages.error(request, "The file is empty." if not raw.strip() else f"The file is not JSON: {exc}")
         return redirect("loops:loops")
     try:
         loop = services.loop_import(team=request.team, spec=spec)

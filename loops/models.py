@@ -274,7 +274,11 @@ class LoopStep(models.Model):
             check("paths", 2 <= len(paths) <= self.MAX_PATHS, f"An experiment has 2 to {self.MAX_PATHS} variants.")
             percents = [path.get("percent") for path in paths]
             valid = all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 100 for p in percents)
-            check("paths", valid and sum(percents) == 100, "The variants' percentages add up to 100.")
+            check(
+                "paths",
+                valid and sum(percents) == 100,
+                "Give each variant a whole percent from 0 to 100, the percents adding up to 100.",
+            )
             check("paths", sum(bool(path.get("control")) for path in paths) <= 1, "At most one variant is the control.")
             check("paths", all(str(path.get("name", "")).strip() for path in paths), "Name every variant.")
         elif self.kind == self.Kind.UPDATE_CONTACT:

@@ -102,9 +102,8 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     number = 0
 
-    def chain(step: LoopStep | None, depth: int, parent: LoopStep | None, port: int) -> None:
+    def chain(step: LoopStep | None, depth: int) -> None:
         nonlocal number
-        last = parent
         while step is not None:
             number += 1
             above = tree.steps.get(step.parent_id) if step.parent_id else None
@@ -125,7 +124,6 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
             if branching:
                 taken = _ports_taken(loop, step)
                 for index, path in enumerate(step.paths):
-                    child = tree.child(step, index)
                     rows.append(
                         {
                             "type": "path",
@@ -136,13 +134,21 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
                             "taken": taken.get(index, {}),
                         }
                     )
-                    chain(child, depth + 1, step, index)
+                    label = (
+                        f"Add a step at the start of {'variant' if step.kind == 'experiment' else 'path'} {index + 1}"
+                    )
+                    rows.append({"type": "add", "depth": depth + 1, "after": step, "port": index, "label": label})
+                    chain(tree.child(step, index), depth + 1)
                 return
-            last, port = step, 0
+            rows.append(
+                {"type": "add", "depth": depth, "after": step, "port": 0, "label": f"Add a step after step {number}"}
+            )
             step = below
-        rows.append({"type": "add", "depth": depth, "after": last, "port": port})
 
-    chain(tree.root, 0, None, 0)
+    rows.append(
+        {"type": "add", "depth": 0, "after": None, "port": 0, "start": True, "label": "Add a step at the start"}
+    )
+    chain(tree.root, 0)
     return rows
 
 
@@ -201,8 +207,12 @@ def _branching(step: LoopStep) -> bool:
     return step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
 
 
+ENDED_AT_A_STEP = [LoopRun.Status.FILTERED_OUT, LoopRun.Status.STOPPED, LoopRun.Status.FAILED]
+
+
 def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
-    """Per step: runs here now (waiting in it or due to do it) and runs that passed it. One query for each."""
+    """Per step: runs here now (waiting in it or due to do it), runs that went on past it, and runs that ended at
+    it (filtered out, stopped, failed). One query for each."""
     from django.db.models import Count, Q
 
     here = (
@@ -210,10 +220,18 @@ def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
         .values("step_id")
         .annotate(n=Count("id"))
     )
-    counts: dict[int, dict[str, int]] = {step_id: {"here": 0, "passed": 0} for step_id in tree.steps}
+    counts: dict[int, dict[str, int]] = {step_id: {"here": 0, "passed": 0, "ended": 0} for step_id in tree.steps}
     for row in here:
         if row["step_id"] in counts:
             counts[row["step_id"]]["here"] = row["n"]
+    ended = (
+        LoopRun.objects.filter(loop=loop, status__in=ENDED_AT_A_STEP, step__isnull=False)
+        .values("step_id")
+        .annotate(n=Count("id"))
+    )
+    for row in ended:
+        if row["step_id"] in counts:
+            counts[row["step_id"]]["ended"] = row["n"]
     if tree.steps:
         passed = LoopRun.objects.filter(loop=loop).aggregate(
             **{f"s{step_id}": Count("id", filter=Q(passed__has_key=step_key(step_id))) for step_id in tree.steps}
@@ -221,5 +239,5 @@ def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
         for step_id in tree.steps:
             counts[step_id]["passed"] = passed[f"s{step_id}"] or 0
     for value in counts.values():
-        value["entered"] = value["here"] + value["passed"]
+        value["entered"] = value["here"] + value["passed"] + value["ended"]
     return counts

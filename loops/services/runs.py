@@ -233,9 +233,7 @@ def _finish(run: LoopRun, status: str, step: LoopStep | None, what: str) -> None
     run.next_due_at = None
     run.waiting_for = ""
     run.wait_until = None
-    if step is not None:
-        _pass(run, step)
-    _note(run, step, what)
+    _note(run, step, what)  # a run that ends at a step (filtered out, stopped) stays at it: it did not go on
 
 
 def _pass(run: LoopRun, step: LoopStep) -> None:

@@ -410,7 +410,7 @@ def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in,
     assert logged_in.post(url, {"kind": "branch", "paths": unknown}).status_code == 400
     uneven = json.dumps([{"name": "A", "percent": 50}, {"name": "B", "percent": 40}])
     refused = logged_in.post(url, {"kind": "experiment", "paths": uneven})
-    assert refused.status_code == 400 and "add up to 100" in refused.content.decode()
+    assert refused.status_code == 400 and "adding up to 100" in refused.content.decode()
     assert draft.steps.count() == 3
     even = json.dumps([{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}])
     assert logged_in.post(url, {"kind": "experiment", "paths": even}).status_code == 302
@@ -420,7 +420,8 @@ def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in,
     ]
     page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
     assert "Variant 1: A" in page and "Variant 2: B" in page
-    assert page.count("Add step here") == 2  # one per variant: the main line ends at the experiment
+    assert page.count('aria-label="Add a step at the start of variant') == 2  # the main line ends at it
+    assert 'aria-label="Add a step after step 4"' not in page  # nothing hangs after an experiment itself
 
 
 def test_update_contact_offers_only_the_teams_lists(logged_in, team, other_team, draft):
@@ -543,3 +544,33 @@ def test_email_steps_show_rendered_for_the_sample_contact_not_raw_liquid(logged_
     LoopStep.objects.filter(pk=first.pk).update(body="{{ contact.first_name | nosuchfilter }}")
     page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
     assert "This email cannot render" in page and "nosuchfilter" in page
+
+
+def test_a_step_can_be_added_anywhere_and_a_path_with_steps_cannot_be_removed(logged_in, draft):
+    first, wait, last = main_line(draft)
+    url = reverse("loops:step-new", args=[draft.pk])
+    logged_in.post(url + "?at=start", {**EMAIL, "at": "start", "subject": "Before all"})
+    logged_in.post(url, {**EMAIL, "after": first.pk, "port": 0, "subject": "Between"})
+    assert [s.subject or s.kind for s in main_line(draft)] == [
+        "Before all",
+        first.subject,
+        "Between",
+        "wait_event",
+        last.subject,
+    ]
+    branch = json.dumps(
+        [
+            {"name": "One", "conditions": {"rules": [{"field": "contact.email", "op": "contains", "value": "@"}]}},
+            {"name": "Two"},
+        ]
+    )
+    logged_in.post(url, {"kind": "branch", "paths": branch})
+    branch_step = main_line(draft)[-1]
+    logged_in.post(url, {**EMAIL, "after": branch_step.pk, "port": 1, "subject": "On path two"})
+    assert LoopStep.objects.get(parent=branch_step, port=1).subject == "On path two"
+    one_path = json.dumps([{"name": "One", "conditions": None}])
+    refused = logged_in.post(reverse("loops:step", args=[draft.pk, branch_step.pk]), {"paths": one_path})
+    assert refused.status_code == 400 and "Path 2 has steps under it" in refused.content.decode()
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert 'aria-label="Add a step at the start"' in page and 'aria-label="Add a step after step 1"' in page
+    assert 'aria-label="Add a step at the start of path 2"' in page

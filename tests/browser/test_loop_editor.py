@@ -53,8 +53,8 @@ def test_the_loop_editor_previews_live_tests_and_reorders(page: Page, live_serve
     expect(page.get_by_role("status").filter(has_text="Send email saved.")).to_be_visible()
 
     # Add a timer (a zero wait is refused), move it up, remove it.
-    page.get_by_label("Add a step here", exact=True).last.select_option("timer")
-    page.get_by_role("button", name="Add step here", exact=True).last.click()
+    page.get_by_label("Kind of step: add a step after step 3", exact=True).select_option("timer")
+    page.get_by_role("button", name="Add a step after step 3", exact=True).click()
     page.get_by_label("Wait", exact=True).fill("0")
     page.get_by_role("button", name="Add step", exact=True).click()
     expect(page.get_by_text("A timer waits at least 1 day.")).to_be_visible()

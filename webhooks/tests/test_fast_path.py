@@ -227,7 +227,7 @@ def test_every_web_worker_sees_a_disabled_endpoint_and_a_new_secret_within_a_sec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_insert_is_a_django_query_logged_and_refused_in_a_broken_transaction(endpoint, client):
+def test_the_insert_is_a_django_query_logged_and_refused_in_a_broken_transaction(endpoint, client, tasks_published):
     """The INSERT runs on psycopg's server-binding cursor, wrapped as Django wraps its own: it shows in the
     query log, and inside a transaction an error has broken it is refused, not run."""
     from django.db import IntegrityError, transaction
@@ -276,7 +276,9 @@ def test_an_unexpected_error_is_a_500_logged_to_django_request(endpoint, client,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_error_on_a_new_connection_is_a_503_without_a_second_try(endpoint, client, monkeypatch):
+def test_a_database_error_on_a_new_connection_is_a_503_without_a_second_try(
+    endpoint, client, monkeypatch, tasks_published
+):
     """A kept connection that died is tried again once; one opened for this request failing is the database
     being away, and trying again would only double the wait."""
     from django.db import OperationalError
@@ -302,7 +304,9 @@ def test_a_database_error_on_a_new_connection_is_a_503_without_a_second_try(endp
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fetched_event_wakes_the_drain_at_once_a_webhook_through_the_coalescer(endpoint, client, monkeypatch):
+def test_a_fetched_event_wakes_the_drain_at_once_a_webhook_through_the_coalescer(
+    endpoint, client, monkeypatch, tasks_published
+):
     """A catch-up runs in a worker, whose prefork child may leave with os._exit before the wake-up thread
     sends what it gathered: its wake-up goes at once. A web process's go through the coalescer."""
     from webhooks.services import delivery_receive_fetched
