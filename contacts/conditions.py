@@ -83,14 +83,18 @@ class Field:
     name: str  # as the tree names it: contact.first_name, contact.properties.plan, event.amount, lists
     label: str
     type: str
+    values: frozenset[int] | None = None  # `lists`: the ids a rule may name (the team's lists); None: any
 
 
 def fields_for(
-    *, properties: Iterable[tuple[str, str, str]] = (), event_properties: Mapping[str, str] | None = None
+    *,
+    properties: Iterable[tuple[str, str, str]] = (),
+    event_properties: Mapping[str, str] | None = None,
+    lists: Iterable[int] | None = None,
 ) -> dict[str, Field]:
     """The catalogue: every field a tree may name. `properties`: the team's declared contact properties as
     (key, label, ContactProperty type); `event_properties`: the triggering event's known keys and their types
-    (none outside a loop)."""
+    (none outside a loop); `lists`: the ids of the team's mailing lists (None: not checked)."""
     catalogue = {
         f"contact.{name}": Field(f"contact.{name}", name.replace("_", " ").capitalize(), kind)
         for name, kind in CONTACT_FIELD_TYPES.items()
@@ -100,7 +104,7 @@ def fields_for(
         catalogue[name] = Field(name, label or key, PROPERTY_TYPES.get(kind, TEXT))
     for key, kind in (event_properties or {}).items():
         catalogue[f"event.{key}"] = Field(f"event.{key}", f"Event: {key}", kind)
-    catalogue["lists"] = Field("lists", "Mailing lists", LIST)
+    catalogue["lists"] = Field("lists", "Mailing lists", LIST, None if lists is None else frozenset(lists))
     return catalogue
 
 
@@ -173,6 +177,8 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         raise ValidationError(f"{field.label}: a number of days from 1 to 3650.")
     if field.type == LIST and not value.isdigit():
         raise ValidationError("Choose a mailing list.")
+    if field.type == LIST and field.values is not None and int(value) not in field.values:
+        raise ValidationError("Choose one of your team's mailing lists.")
     cleaned["value"] = value
     if op == "between":
         high = str(rule.get("value2", "")).strip()

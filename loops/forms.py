@@ -4,13 +4,16 @@ import re
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.forms.fields import InvalidJSONInput
 
 from contacts.conditions import OPERATORS_ANY, conditions_clean, fields_for
 from contacts.models import MailingList
+from loopsync import jsonsafe
 
 from .models import Loop, LoopStep, TransactionalEmail
 from .selectors import team_properties
 from .services import event_name_validate, loop_name_taken
+from .services.updating import update_step_problems
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EVENT_NAME_WIDGET = forms.TextInput(
@@ -202,6 +205,27 @@ def rule_fields(index: int, catalogue) -> dict[str, forms.Field]:
     }
 
 
+class SafeJSONField(forms.JSONField):
+    """JSON typed in a textarea, parsed strictly (loopsync.jsonsafe): nested too deep, a NUL… is a form error,
+    not a RecursionError or a DataError (a 500)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value not in self.empty_values:
+            try:
+                jsonsafe.loads(value)
+            except jsonsafe.UnsafeJSON as exc:
+                raise forms.ValidationError(str(exc), code="invalid") from None
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        if isinstance(data, str) and not self.disabled:
+            try:
+                jsonsafe.loads(data)
+            except jsonsafe.UnsafeJSON:
+                return InvalidJSONInput(data)  # shown again as typed
+        return super().bound_data(data, initial)
+
+
 def step_form_class(kind: str) -> type[StepForm]:
     kind = LoopStep.Kind(kind)
     widgets = {
@@ -219,6 +243,7 @@ def step_form_class(kind: str) -> type[StepForm]:
             "labels": STEP_LABELS.get(kind, {}),
             "help_texts": STEP_HELP.get(kind, {}),
             "widgets": {name: widget for name, widget in widgets.items() if name in STEP_FIELDS[kind]},
+            "field_classes": {"paths": SafeJSONField} if "paths" in STEP_FIELDS[kind] else {},
         },
     )
     bases: tuple[type, ...] = (StepForm,)
@@ -226,6 +251,8 @@ def step_form_class(kind: str) -> type[StepForm]:
         bases = (FilterStepForm,)
     elif kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}:
         bases = (PathsStepForm,)
+    elif kind == LoopStep.Kind.UPDATE_CONTACT:
+        bases = (UpdateContactStepForm,)
     return type(f"{kind.name.title().replace('_', '')}StepForm", bases, {"Meta": meta})
 
 
@@ -323,6 +350,14 @@ class PathsStepForm(StepForm):
             }
             for p in paths
         ]
+
+
+class UpdateContactStepForm(StepForm):
+    def _post_clean(self):
+        super()._post_clean()  # the instance has the form's values now
+        for field, problem in update_step_problems(step=self.instance).items():
+            if field in self.cleaned_data:
+                self.add_error(field, problem)
 
 
 def step_form(kind: str, *args, **kwargs) -> StepForm:

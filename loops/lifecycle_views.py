@@ -1,8 +1,6 @@
 """A loop's life outside the editor: its runs (who is where), duplicate, delete (saying what becomes of its runs),
 download as JSON, and create one from an uploaded JSON file (loops.services.specs)."""
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -11,6 +9,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from loopsync import jsonsafe
 from loopsync.ids import parse_id
 from loopsync.keyset import cursors, newest_first_page
 
@@ -26,7 +25,12 @@ def _loop(request: HttpRequest, pk: int) -> Loop:
 @login_required
 @require_POST
 def loop_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
-    copy = services.loop_duplicate(loop=_loop(request, pk))
+    loop = _loop(request, pk)
+    try:
+        copy = services.loop_duplicate(loop=loop)
+    except services.SpecError as exc:  # a step that no longer validates (a sender domain removed since, say)
+        messages.error(request, "The loop was not duplicated: " + " ".join(exc.messages))
+        return redirect("loops:loop", pk=loop.pk)
     messages.success(request, f"“{copy.name}” was created as a draft copy.")
     return redirect("loops:loop", pk=copy.pk)
 
@@ -71,11 +75,11 @@ def loop_upload(request: HttpRequest) -> HttpResponse:
         return redirect("loops:loops")
     raw = upload.read(MAX_SPEC_BYTES + 1)
     try:
-        spec = json.loads(raw.decode("utf-8"))
+        spec = jsonsafe.loads(raw.decode("utf-8"))  # too deep, a NUL…: refused, not a 500
     except UnicodeDecodeError:
         messages.error(request, "The file is not UTF-8 text: a loop's JSON, as “Download JSON” saves it, is.")
         return redirect("loops:loops")
-    except ValueError as exc:
+    except jsonsafe.UnsafeJSON as exc:
         messages.error(request, "The file is empty." if not raw.strip() else f"The file is not JSON: {exc}")
         return redirect("loops:loops")
     try:

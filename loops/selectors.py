@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from accounts.models import Team
 from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.conditions import Field, fields_for, value_type
-from contacts.models import Contact, ContactProperty
+from contacts.models import Contact, ContactProperty, MailingList
 
 from .models import Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, contact_context, event_context
@@ -87,7 +87,8 @@ def condition_fields(*, loop: Loop) -> dict[str, Field]:
         if loop.trigger == Loop.Trigger.EVENT
         else {}
     )
-    return fields_for(properties=declared, event_properties=events)
+    lists = MailingList.objects.filter(team_id=loop.team_id).values_list("pk", flat=True)
+    return fields_for(properties=declared, event_properties=events, lists=lists)
 
 
 def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:

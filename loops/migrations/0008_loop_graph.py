@@ -29,6 +29,11 @@ def forward(apps, schema_editor):
     LoopRun = apps.get_model("loops", "LoopRun")
     LoopTemplate = apps.get_model("loops", "LoopTemplate")
     Loop.objects.filter(trigger="contact_added").update(frequency="once")
+    # Dunning loops copied from the templates: once per invoice, however often Stripe retries it (the templates
+    # are so now; a copy made before sent a first email for every retry).
+    Loop.objects.filter(
+        template_slug__in=["stripe-payment-failed", "stripe-payment-action-required"], trigger="event"
+    ).update(frequency="per_key", frequency_key="invoice_id")
     seen: dict[tuple[int, str], int] = {}
     for loop in Loop.objects.order_by("team_id", "id"):
         key = (loop.team_id, loop.name.lower())
@@ -57,6 +62,10 @@ def forward(apps, schema_editor):
             run.step = at if run.status in {"active", "waiting"} else None
             run.save(update_fields=["entry_key", "passed", "step"])
     templates_seed(LoopTemplate)
+    if schema_editor.connection.vendor == "postgresql":
+        # The foreign keys written above are checked at commit (deferred); PostgreSQL refuses the ALTER TABLEs that
+        # follow in this transaction while those checks are pending. Check them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):

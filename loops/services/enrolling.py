@@ -9,7 +9,9 @@ A run is unique per (loop, contact, entry key), by constraint, and the key says 
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +38,34 @@ def entry_key(loop: Loop, *, event: Event | None = None) -> str:
     return f"at:{uuid.uuid4().hex}"
 
 
+# The loops behind the change being announced, while an "Update contact" step makes it: the run's loop and the
+# loops whose changes started that run, and so on back (each run keeps them: `via` in its first history entry).
+# None of them is started by the change, so a loop that changes what it watches cannot feed itself, and loops
+# cannot start one another in a circle.
+_changing: ContextVar[tuple[int, ...]] = ContextVar("loops_changing", default=())
+
+
+@contextmanager
+def changes_made_by(run: LoopRun) -> Iterator[None]:
+    """Changes made inside this block are the run's (its Update contact step)."""
+    token = _changing.set((*run_via(run), run.loop_id))
+    try:
+        yield
+    finally:
+        _changing.reset(token)
+
+
+def run_via(run: LoopRun) -> tuple[int, ...]:
+    """The loops whose changes started this run (none for a run an event or a person started)."""
+    first = run.history[0] if run.history else {}
+    return tuple(first.get("via", ())) if isinstance(first, dict) else ()
+
+
 def enrolled(now: datetime, what: str = "enrolled") -> list[dict[str, Any]]:
-    return [{"at": now.isoformat(), "step": None, "what": what}]
+    entry: dict[str, Any] = {"at": now.isoformat(), "step": None, "what": what}
+    if _changing.get():
+        entry["via"] = list(_changing.get())
+    return [entry]
 
 
 def new_run(
@@ -103,12 +131,12 @@ def change_matches(loop: Loop, changes: dict[str, tuple[Any, Any]]) -> bool:
 def contacts_updated(*, changes: list[tuple[Contact, dict[str, tuple[Any, Any]]]]) -> int:
     """Contacts whose fields or properties changed: enrol them in the matching "Contact updated" loops."""
     loops = _active(Loop.Trigger.CONTACT_UPDATED, (contact.team_id for contact, _ in changes))
-    now = timezone.now()
+    now, behind = timezone.now(), set(_changing.get())
     runs = [
         new_run(loop, contact.pk, now=now, what="enrolled: " + ", ".join(sorted(changed))[:200])
         for contact, changed in changes
         for loop in loops[contact.team_id]
-        if change_matches(loop, changed)
+        if loop.id not in behind and change_matches(loop, changed)
     ]
     return runs_start_many(runs)
 
@@ -116,6 +144,12 @@ def contacts_updated(*, changes: list[tuple[Contact, dict[str, tuple[Any, Any]]]
 def lists_joined(*, contact: Contact, list_ids: list[int]) -> int:
     """A contact joined these lists: enrol it in the "Added to a mailing list" loops of each."""
     loops = _active(Loop.Trigger.LIST_ADDED, [contact.team_id])[contact.team_id]
-    now = timezone.now()
+    now, behind = timezone.now(), set(_changing.get())
     wanted = set(list_ids)
-    return runs_start_many([new_run(loop, contact.pk, now=now) for loop in loops if loop.trigger_list_id in wanted])
+    return runs_start_many(
+        [
+            new_run(loop, contact.pk, now=now)
+            for loop in loops
+            if loop.trigger_list_id in wanted and loop.id not in behind
+        ]
+    )

@@ -121,7 +121,8 @@ def _runs_in_progress(loop: Loop):
 
 
 def _lock(loop: Loop) -> Loop:
-    """The loop's row, locked: one change of its shape at a time."""
+    """The loop's row, locked: one change of its shape at a time, and none while a runs batch advances its runs
+    (they hold it FOR SHARE: runs._loops_hold)."""
     return Loop.objects.select_for_update().get(pk=loop.pk)
 
 

@@ -206,14 +206,21 @@ def loop_restore(*, loop: Loop) -> Loop:
 
 
 def loop_delete(*, loop: Loop) -> dict[str, int]:
-    """Delete the loop with its steps and runs (runs under way end, nothing more is sent). The emails it sent stay
-    on their contacts' pages and in the log, no longer linked to a run. Returns what went."""
-    counts = {
-        "steps": loop.steps.count(),
-        "runs": loop.runs.count(),
-        "in_progress": loop.runs.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]).count(),
-    }
+    """Delete the loop with its steps and runs (runs under way end, nothing more is sent: its queued emails are
+    skipped). The emails it sent stay on their contacts' pages and in the log, no longer linked to a run. Returns
+    what went."""
     with transaction.atomic():
+        Loop.objects.select_for_update().filter(pk=loop.pk).first()  # after any runs batch holding it (runs.py)
+        counts = {
+            "steps": loop.steps.count(),
+            "runs": loop.runs.count(),
+            "in_progress": loop.runs.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING]).count(),
+        }
+        # A message without a run is a transactional one, sent even to an unsubscribed contact: what is still
+        # queued must not go out as one.
+        EmailMessage.objects.filter(run__loop=loop, status=EmailMessage.Status.QUEUED).update(
+            status=EmailMessage.Status.SKIPPED, error="The loop was deleted before sending.", next_attempt_at=None
+        )
         EmailMessage.objects.filter(run__loop=loop).update(run=None)
         loop.delete()
     return counts

@@ -17,7 +17,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from contacts.conditions import Subject, conditions_fields, conditions_match
@@ -26,6 +26,7 @@ from loopsync import work
 
 from ..models import Event, Loop, LoopRun, LoopStep, step_key
 from ..rendering import RenderError, RenderTimeout
+from .enrolling import changes_made_by
 from .graph import Tree, trees_load
 from .queueing import email_queue
 from .updating import contact_update_apply
@@ -73,17 +74,20 @@ def runs_claim(*, limit: int = BATCH_SIZE) -> list[int]:
 
 
 def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -> list[LoopRun]:
-    """Load the claimed runs and their loops' steps in two queries, then advance each run, in the order
-    given, in its own savepoint of one transaction (one commit per batch; a failing run does not undo the
-    others). Past `budget_seconds` (batch_budget_seconds()) no new run is started: those left are put back,
-    due from the batch's start, ahead of any run continued meanwhile, and the batch commits."""
+    """Hold the runs' loops (`_loops_hold`), load the claimed runs still in progress and their loops' steps, then
+    advance each run, in the order given, in its own savepoint of one transaction (one commit per batch; a failing
+    run does not undo the others). Past `budget_seconds` (batch_budget_seconds()) no new run is started: those
+    left are put back, due from the batch's start, ahead of any run continued meanwhile, and the batch commits."""
     started, now = time.monotonic(), timezone.now()
     budget = batch_budget_seconds() if budget_seconds is None else budget_seconds
-    loaded = LoopRun.objects.select_related("loop", "contact", "event").in_bulk(run_ids)
-    runs = [loaded[run_id] for run_id in run_ids if run_id in loaded]
-    trees = trees_load(run.loop_id for run in runs)
     advanced: list[LoopRun] = []
     with transaction.atomic():
+        _loops_hold(run_ids)
+        # Read after the hold: what an edit, an archive or a removal committed before it is seen here.
+        in_progress = LoopRun.objects.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
+        loaded = in_progress.select_related("loop", "contact", "event").in_bulk(run_ids)
+        runs = [loaded[run_id] for run_id in run_ids if run_id in loaded]
+        trees = trees_load(run.loop_id for run in runs)
         for index, run in enumerate(runs):
             if advanced and time.monotonic() - started > budget:
                 left = [later.id for later in runs[index:]]
@@ -97,6 +101,22 @@ def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -
             work.wake_on_commit(work.DRAIN_EMAILS)  # once for the batch: the sender drains what it queued
     _recheck_waits(advanced)
     return advanced
+
+
+def _loops_hold(run_ids: list[int]) -> None:
+    """Hold the runs' loops (FOR SHARE) until the batch commits. Changing a loop's tree (graph._lock), archiving
+    or deleting it takes the row FOR UPDATE, so it waits for the batch, and the batch, which reads the runs and
+    trees after this, waits for it: a run is never advanced along a tree it no longer has, nor saved over what
+    the change wrote to it (its `passed`, its status). Batches share the hold. (SQLite has one writer.)"""
+    if connection.vendor != "postgresql" or not run_ids:
+        return
+    loops, runs = (connection.ops.quote_name(model._meta.db_table) for model in (Loop, LoopRun))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {loops} WHERE id IN (SELECT loop_id FROM {runs} WHERE id = ANY(%s))"  # noqa: S608 - model names
+            " ORDER BY id FOR SHARE",
+            [list(run_ids)],
+        )
 
 
 def _wake_runs() -> None:
@@ -319,7 +339,8 @@ def _execute(run: LoopRun, tree: Tree) -> None:
                 run.choices[step_key(step.id)] = port
             _note(run, step, f"in the variant “{step.paths[port].get('name', port + 1)}”", port=port)
         elif step.kind == LoopStep.Kind.UPDATE_CONTACT:
-            _note(run, step, contact_update_apply(contact=run.contact, step=step))
+            with changes_made_by(run):  # the change starts no loop behind this run (enrolling._changing)
+                _note(run, step, contact_update_apply(contact=run.contact, step=step))
         _pass(run, step)
         run.step = None
     return None

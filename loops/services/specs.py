@@ -33,12 +33,16 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import Team
+from contacts.changes import WATCHED_FIELDS
 from contacts.conditions import conditions_clean
 from contacts.models import MailingList
+from contacts.services import PROPERTY_KEY
 
 from ..models import Loop, LoopStep
 from .graph import MAX_STEPS, tree_load
+from .loops import event_name_validate
 from .naming import loop_name_free
+from .updating import update_step_problems
 
 FORMAT = "loopsync.loop/1"
 MAX_SPEC_BYTES = 1_000_000
@@ -156,6 +160,24 @@ def _int(value: Any, where: str) -> int:
     return value
 
 
+def _event_name(value: Any, where: str) -> str:
+    """An event name as the editor takes it (loops.event_name_validate)."""
+    try:
+        return event_name_validate(_text(value, where, limit=120))
+    except SpecError:
+        raise
+    except ValidationError as exc:
+        _fail(where, " ".join(exc.messages))
+
+
+def _watchable(name: str) -> bool:
+    """A field a change is reported for (contacts.changes): one of the contact's, or a property (which an Update
+    contact step may declare only when it first sets it)."""
+    if name.startswith("contact.properties."):
+        return bool(PROPERTY_KEY.fullmatch(name.removeprefix("contact.properties.")))
+    return name.startswith("contact.") and name.removeprefix("contact.") in WATCHED_FIELDS
+
+
 def _list_named(team: Team, name: Any, where: str) -> MailingList:
     mailing_list = MailingList.objects.filter(team=team, name=_text(name, where, required=True)).first()
     if mailing_list is None:
@@ -170,7 +192,7 @@ def _loop_fields(team: Team, spec: dict) -> dict[str, Any]:
     kind = trigger.get("type")
     fields: dict[str, Any] = {"trigger": kind}
     if kind == Loop.Trigger.EVENT:
-        fields["trigger_event_name"] = _text(trigger.get("event"), "trigger.event", limit=120)
+        fields["trigger_event_name"] = _event_name(trigger.get("event"), "trigger.event")
     elif kind == Loop.Trigger.CONTACT_UPDATED:
         fields["trigger_field"] = _text(trigger.get("field"), "trigger.field", limit=120)
         for end in ("from", "to"):
@@ -206,13 +228,13 @@ def _step(team: Team, node: dict, where: str, catalogue) -> LoopStep:
     step = LoopStep(team=team, kind=str(kind))
     if kind == LoopStep.Kind.EMAIL:
         for name in EMAIL_FIELDS:
-            limit = 200_000 if name == "body" else 255
+            limit = getattr(LoopStep._meta.get_field(name), "max_length", None) or 200_000  # the column's: no DataError
             setattr(step, name, _text(node.get(name), f"{where}.{name}", limit=limit))
     elif kind == LoopStep.Kind.TIMER:
         for name, value in _delay_fields(node.get("delay"), f"{where}.delay").items():
             setattr(step, name, value)
     elif kind == LoopStep.Kind.WAIT_EVENT:
-        step.wait_event_name = _text(node.get("event"), f"{where}.event", limit=120)
+        step.wait_event_name = _event_name(node.get("event"), f"{where}.event")
         for name, value in _delay_fields(node.get("timeout"), f"{where}.timeout").items():
             setattr(step, name, value)
         for name in ("on_event", "on_timeout"):
@@ -250,6 +272,8 @@ def _step(team: Team, node: dict, where: str, catalogue) -> LoopStep:
             setattr(step, field, _text(node.get(key), f"{where}.{key}", limit=255 if key == "value" else 64))
         if node.get("list") not in (None, ""):
             step.update_list = _list_named(team, node.get("list"), f"{where}.list")
+        for field, problem in update_step_problems(step=step).items():
+            _fail(f"{where}.{next(k for k, f in UPDATE_FIELDS.items() if f == field)}", problem)
     return step
 
 
@@ -304,6 +328,8 @@ def loop_import(
         from ..selectors import condition_fields
 
         catalogue = condition_fields(loop=loop)
+    if loop.trigger_field and not _watchable(loop.trigger_field):
+        _fail("trigger.field", f"unknown field “{loop.trigger_field[:80]}”: e.g. contact.first_name")
     nodes = _objects(spec.get("nodes", []), "nodes")
     steps: dict[str, LoopStep] = {}
     for index, node in enumerate(nodes):

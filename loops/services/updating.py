@@ -5,9 +5,18 @@ contacts services (so the change is typed, declared and announced like any other
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
+from accounts.models import Team
 from contacts.billing import BILLING_PROPERTIES
 from contacts.models import Contact, ContactProperty, MailingList
-from contacts.services import contact_lists_change, contact_properties_update
+from contacts.services import (
+    PROPERTY_KEY,
+    RESERVED_KEYS,
+    contact_lists_change,
+    contact_properties_update,
+    property_values_validate,
+)
 
 from ..models import LoopStep
 
@@ -36,6 +45,26 @@ def property_value(text: str, kind: str) -> Any:
             raise ValueError(f"“{text[:40]}” is not true or false")
         return text.lower() == "true"
     return text
+
+
+def update_step_problems(*, step: LoopStep) -> dict[str, str]:
+    """What would make this step fail each run that reaches it, by field (the editor's form and the importer refuse
+    it): a property name the contacts services refuse, a value that is not of the property's declared type."""
+    key = step.update_property.strip()
+    if step.update_action not in {Update.SET_PROPERTY, Update.CLEAR_PROPERTY} or not key:
+        return {}  # LoopStep.clean says what is missing
+    if key in RESERVED_KEYS or not PROPERTY_KEY.fullmatch(key):
+        return {"update_property": "A property name starts with a letter and has only letters, digits and _."}
+    if step.update_action == Update.CLEAR_PROPERTY:
+        return {}
+    try:
+        value = property_value(step.update_value, property_type(team_id=step.team_id, key=key))
+        property_values_validate(team=Team(id=step.team_id), values={key: value})
+    except ValueError as exc:
+        return {"update_value": f"{exc}: {key} is a {property_type(team_id=step.team_id, key=key)} property."}
+    except ValidationError as exc:
+        return {"update_value": " ".join(exc.messages)}
+    return {}
 
 
 def contact_update_apply(*, contact: Contact, step: LoopStep) -> str:

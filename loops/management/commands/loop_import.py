@@ -1,7 +1,6 @@
 """Create a draft loop from JSON (loops.services.specs): `manage.py loop_import FILE --team T`; prints its id
 last. FILE may be - for standard input."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.commands import team_lookup
 from loops.services import SpecError, loop_import
 from loops.services.specs import MAX_SPEC_BYTES
+from loopsync import jsonsafe
 
 
 class Command(BaseCommand):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
         if len(text) > MAX_SPEC_BYTES:
             raise CommandError(f"A loop's JSON is at most {MAX_SPEC_BYTES:,} bytes.")
         try:
-            spec = json.loads(text)
-        except ValueError as exc:
+            spec = jsonsafe.loads(text)
+        except jsonsafe.UnsafeJSON as exc:
             raise CommandError(f"{file} is not JSON: {exc}") from None
         try:
             loop = loop_import(team=found, spec=spec, name=name)
