@@ -157,11 +157,12 @@ def test_the_preview_allows_what_a_save_allows(logged_in, draft, settings, budge
     settings.LIQUID_RENDER_TIMEOUT = budget * _check_cost(body)
     saved = logged_in.post(reverse("loops:step-new", args=[draft.pk]), {**EMAIL, "body": body})
     preview = logged_in.post(reverse("loops:step-preview", args=[draft.pk]), {**EMAIL, "body": body})
-    if saved.status_code == 302:
+    if saved.status_code == 302:  # what saves, previews: the bug this guards against
         assert "The preview cannot render" not in shown(preview) and "<iframe" in shown(preview)
-    else:
+    else:  # at 1.5 times its cost the check may run out on a busy machine, for the save or the preview alone
         refused = f"The body stopped rendering on line 1: {check_timeout_message()}"
-        assert refused in shown(saved) and refused in shown(preview)
+        assert refused in shown(saved)
+        assert refused in shown(preview) or "<iframe" in shown(preview)
     if budget == 4:  # twice what the check needs: saved (and so previewed)
         assert saved.status_code == 302
 
