@@ -1,6 +1,7 @@
+import time
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Team
 from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
@@ -8,7 +9,9 @@ from contacts.conditions import Field, fields_for, value_type
 from contacts.models import Contact, ContactProperty, MailingList
 
 from .models import Event, Loop, LoopRun, LoopStep, step_key
-from .rendering import SAMPLE_CONTEXT, contact_context, event_context
+from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
+from .services.graph import Tree, branching
+from .triggers import trigger_properties
 
 PAGE_SIZE = 50
 
@@ -59,8 +62,6 @@ EVENT_SAMPLES = 50  # recent events of a name whose property keys the filter bui
 def event_property_types(*, team_id: int, name: str) -> dict[str, str]:
     """The property keys of the team's recent events with this name, and the type their values suggest; with
     what other apps know their events carry (loops.triggers: a Stripe type's properties)."""
-    from .triggers import trigger_properties
-
     types: dict[str, str] = dict(trigger_properties(name=name))
     if not name:
         return types
@@ -95,8 +96,6 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
     """The loop's tree as the editor draws it, top to bottom: each step with its depth (in branches), its number,
     whether it can move up or down, and its counts (entered, here now, passed on); a heading for each path of a
     branch or variant of an experiment; and a place to add a step at the end of each chain."""
-    from .services.graph import Tree
-
     tree = Tree(LoopStep.objects.filter(loop=loop))
     counts = _step_counts(loop, tree)
     summaries = _email_summaries(loop, tree)
@@ -109,20 +108,20 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
             number += 1
             above = tree.steps.get(step.parent_id) if step.parent_id else None
             below = tree.child(step, 0)
-            branching = step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
+            splits = branching(step)
             rows.append(
                 {
                     "type": "step",
                     "step": step,
                     "depth": depth,
                     "number": number,
-                    "can_up": above is not None and not branching and not _branching(above),
-                    "can_down": below is not None and not branching and not _branching(below),
+                    "can_up": above is not None and not splits and not branching(above),
+                    "can_down": below is not None and not splits and not branching(below),
                     "counts": counts.get(step.id, {}),
                     "rendered": summaries.get(step.id),
                 }
             )
-            if branching:
+            if splits:
                 taken = _ports_taken(loop, step)
                 for index, path in enumerate(step.paths):
                     rows.append(
@@ -161,10 +160,6 @@ def _email_summaries(loop: Loop, tree) -> dict[int, dict[str, str]]:
     """Each email step as the sample contact (with the loop's latest triggering event) would get it: its subject
     and the start of its text, or the reason it cannot render. Within SUMMARY_BUDGET_SECONDS for the page (each
     render within its own limits too); the steps past it show their source instead."""
-    import time
-
-    from .rendering import RenderError, email_render
-
     context = {**preview_context(loop=loop, contact=None), "unsubscribe_url": "#"}
     deadline = time.monotonic() + SUMMARY_BUDGET_SECONDS
     summaries: dict[int, dict[str, str]] = {}
@@ -189,8 +184,6 @@ def _email_summaries(loop: Loop, tree) -> dict[int, dict[str, str]]:
 def _ports_taken(loop: Loop, step: LoopStep) -> dict[int, dict[str, int]]:
     """Per path of a branch (variant of an experiment): the runs that took it, and how many of them completed
     the loop. One query."""
-    from django.db.models import Count, Q
-
     key = step_key(step.id)
     aggregates = {}
     for port in range(len(step.paths)):
@@ -204,18 +197,12 @@ def _ports_taken(loop: Loop, step: LoopStep) -> dict[int, dict[str, int]]:
     }
 
 
-def _branching(step: LoopStep) -> bool:
-    return step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
-
-
 ENDED_AT_A_STEP = [LoopRun.Status.FILTERED_OUT, LoopRun.Status.STOPPED, LoopRun.Status.FAILED]
 
 
 def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
     """Per step: runs here now (waiting in it or due to do it), runs that went on past it, and runs that ended at
     it (filtered out, stopped, failed). One query for each."""
-    from django.db.models import Count, Q
-
     here = (
         LoopRun.objects.filter(loop=loop, status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
         .values("step_id")

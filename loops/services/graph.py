@@ -18,6 +18,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from loopsync import work
+
 from ..models import Loop, LoopRun, LoopStep, step_key
 
 MAX_STEPS = 200  # per loop: the editor draws them all, a run walks them
@@ -51,7 +53,7 @@ class Tree:
             seen += 1
             if seen > len(self.steps):  # a cycle (never saved by the services): stop rather than spin
                 return None
-            if _branching(step):
+            if branching(step):
                 port = choices.get(step_key(step.id))
                 if port is None:
                     return None  # passed a branch with no recorded way: the run ended there
@@ -66,7 +68,7 @@ class Tree:
         def down(step: LoopStep | None, depth: int) -> Iterator[tuple[LoopStep, int]]:
             while step is not None:
                 yield step, depth
-                if _branching(step):
+                if branching(step):
                     for port in range(step.ports):
                         yield from down(self.child(step, port), depth + 1)
                     return
@@ -80,7 +82,7 @@ class Tree:
         chain = []
         while step is not None:
             chain.append(step)
-            if _branching(step):
+            if branching(step):
                 break
             step = self.child(step, 0)
         return chain
@@ -179,14 +181,15 @@ def step_removal(*, step: LoopStep) -> Removal:
     """What removing `step` would do (the confirmation page says it)."""
     tree = tree_load(step.loop)
     step = tree.steps[step.id]
-    gone = [step, *tree.below(step)] if _branching(step) else [step]
+    gone = [step, *tree.below(step)] if branching(step) else [step]
     at = _runs_in_progress(step.loop).filter(step_id__in=[s.id for s in gone]).count()
-    if _branching(step):
+    if branching(step):
         return Removal(steps=len(gone), runs_moved=0, runs_stopped=at)
     return Removal(steps=1, runs_moved=at, runs_stopped=0)
 
 
-def _branching(step: LoopStep) -> bool:
+def branching(step: LoopStep) -> bool:
+    """A branch or an experiment: a step with a port per path."""
     return step.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}
 
 
@@ -200,7 +203,7 @@ def step_remove(*, step: LoopStep) -> Removal:
     step = tree.steps.get(step.id) or step
     removal = step_removal(step=step)
     now = timezone.now()
-    if _branching(step):
+    if branching(step):
         gone = [step.id, *(s.id for s in tree.below(step))]
         stopped = _runs_in_progress(loop).filter(step_id__in=gone)
         for run in stopped.select_for_update():
@@ -219,8 +222,6 @@ def step_remove(*, step: LoopStep) -> Removal:
         if child is not None:
             LoopStep.objects.filter(pk=child.pk).update(parent_id=step.parent_id, port=step.port)
     _touch(loop)
-    from loopsync import work
-
     work.wake_on_commit(work.DRAIN_RUNS)
     return removal
 
@@ -242,7 +243,7 @@ def step_move(*, step: LoopStep, offset: int) -> bool:
         lower = step
     else:
         upper, lower = step, tree.child(step, 0)
-    if upper is None or lower is None or lower.parent_id != upper.id or _branching(upper) or _branching(lower):
+    if upper is None or lower is None or lower.parent_id != upper.id or branching(upper) or branching(lower):
         return False
     below = tree.child(lower, 0)
     # upper (on P:p) -> lower -> below   becomes   lower (on P:p) -> upper -> below

@@ -19,7 +19,7 @@ from loopsync import work
 
 from ..models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
 from .enrolling import new_run
-from .graph import step_insert, tree_load
+from .graph import branching, step_insert, tree_load
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def step_add(*, loop: Loop, step: LoopStep, after: LoopStep | None = None, port:
         tree = tree_load(loop)
         chain = tree.chain_from(tree.root)
         after = chain[-1] if chain else None
-        if after is not None and after.kind in {LoopStep.Kind.BRANCH, LoopStep.Kind.EXPERIMENT}:
+        if after is not None and branching(after):
             raise ValidationError("Add the step on one of the branch's paths.")
     return step_insert(loop=loop, step=step, parent=after, port=port)
 
