@@ -200,6 +200,33 @@ def chain_steps(loop, *steps):
     return list(steps)
 
 
+def builder_post(prefix: str, tree: dict) -> dict[str, str]:
+    """A condition tree as the filter builder's form posts it at `prefix` (contacts.builder)."""
+    data = {f"{prefix}-match": tree.get("match", "all")}
+    for number, rule in enumerate(tree.get("rules", [])):
+        at = f"{prefix}-{number}"
+        if "rules" in rule:
+            data.update(builder_post(at, rule))
+        else:
+            data.update({f"{at}-{key}": str(rule.get(key, "")) for key in ("field", "op", "value", "value2")})
+    return data
+
+
+def paths_post(paths: list[dict]) -> dict[str, str]:
+    """A branch's paths (name, conditions) or an experiment's variants (name, percent, control) as the step form
+    posts them."""
+    data: dict[str, str] = {}
+    for port, path in enumerate(paths):
+        data[f"path-{port}-name"] = path["name"]
+        if "percent" in path:
+            data[f"path-{port}-percent"] = str(path["percent"])
+            if path.get("control"):
+                data["control"] = str(port)
+        else:
+            data.update(builder_post(f"path-{port}-c", path.get("conditions") or {}))
+    return data
+
+
 def main_line(loop):
     """The loop's steps from the root along port 0."""
     from loops.services import tree_load

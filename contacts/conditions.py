@@ -84,17 +84,18 @@ class Field:
     label: str
     type: str
     values: frozenset[int] | None = None  # `lists`: the ids a rule may name (the team's lists); None: any
+    choices: tuple[tuple[int, str], ...] = ()  # `lists`: (id, name) to pick from, by name
 
 
 def fields_for(
     *,
     properties: Iterable[tuple[str, str, str]] = (),
     event_properties: Mapping[str, str] | None = None,
-    lists: Iterable[int] | None = None,
+    lists: Iterable[int] | Mapping[int, str] | None = None,
 ) -> dict[str, Field]:
     """The catalogue: every field a tree may name. `properties`: the team's declared contact properties as
     (key, label, ContactProperty type); `event_properties`: the triggering event's known keys and their types
-    (none outside a loop); `lists`: the ids of the team's mailing lists (None: not checked)."""
+    (none outside a loop); `lists`: the ids of the team's mailing lists, or their names by id (None: not checked)."""
     catalogue = {
         f"contact.{name}": Field(f"contact.{name}", name.replace("_", " ").capitalize(), kind)
         for name, kind in CONTACT_FIELD_TYPES.items()
@@ -104,7 +105,9 @@ def fields_for(
         catalogue[name] = Field(name, label or key, PROPERTY_TYPES.get(kind, TEXT))
     for key, kind in (event_properties or {}).items():
         catalogue[f"event.{key}"] = Field(f"event.{key}", f"Event: {key}", kind)
-    catalogue["lists"] = Field("lists", "Mailing lists", LIST, None if lists is None else frozenset(lists))
+    names = sorted(lists.items(), key=lambda pair: pair[1].lower()) if isinstance(lists, Mapping) else ()
+    values = None if lists is None else frozenset(lists)
+    catalogue["lists"] = Field("lists", "Mailing lists", LIST, values, tuple(names))
     return catalogue
 
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from contacts.builder import builder_action
 from contacts.selectors import contact_find
 from loopsync.csp import email_preview_policy
 from loopsync.ids import parse_id
@@ -157,7 +158,7 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     instance = LoopStep(kind=kind, team_id=loop.team_id, loop=loop)
     if request.method != "POST":
         return _render_step(request, loop, _form(kind, loop, instance=instance), kind=kind, place=place)
-    if request.POST.get("add_rule"):  # the filter builder's "Add a rule": the form again, one row more, unsaved
+    if builder_action(request.POST):  # a filter builder's button ("Add a rule"…): the form again, changed, unsaved
         form = _form(kind, loop, instance=instance, initial=request.POST.dict())
         return _render_step(request, loop, form, kind=kind, place=place)
     form = _form(kind, loop, request.POST, instance=instance)
@@ -184,7 +185,7 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     step = _step(loop, step_pk)
     if request.method != "POST":
         return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
-    if request.POST.get("add_rule"):
+    if builder_action(request.POST):
         form = _form(step.kind, loop, instance=step, initial=request.POST.dict())
         return _render_step(request, loop, form, step=step, kind=step.kind)
     form = _form(step.kind, loop, request.POST, instance=step)

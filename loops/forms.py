@@ -1,14 +1,15 @@
 """The loop editor's forms: a loop's name and trigger, and one form per kind of step."""
 
 import re
+from dataclasses import dataclass
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.forms.fields import InvalidJSONInput
+from django.db.models import Count
 
-from contacts.conditions import OPERATORS_ANY, conditions_clean, fields_for
+from contacts.builder import ConditionsBuilder, builder_action
+from contacts.conditions import fields_for
 from contacts.models import MailingList
-from loopsync import jsonsafe
 
 from .models import Loop, LoopStep, TransactionalEmail
 from .selectors import team_properties
@@ -19,6 +20,21 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EVENT_NAME_WIDGET = forms.TextInput(
     attrs={"list": "event-names", "autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. failedPayment"}
 )
+
+
+# The trigger form's rows that belong to one trigger or setting, as `wrapper_attrs`: the page shows a row only
+# when its trigger is chosen (static/css/app.css, by :has(), so without JavaScript too)
+TRIGGER_ROWS = {
+    "trigger_event_name": {"data-for-trigger": "event"},
+    "trigger_list": {"data-for-trigger": "list_added"},
+    "trigger_field": {"data-for-trigger": "contact_updated"},
+    "trigger_from_set": {"data-for-trigger": "contact_updated"},
+    "trigger_from": {"data-for-trigger": "contact_updated", "data-row": "trigger-from"},
+    "trigger_to_set": {"data-for-trigger": "contact_updated"},
+    "trigger_to": {"data-for-trigger": "contact_updated", "data-row": "trigger-to"},
+    "frequency": {"data-row": "frequency"},
+    "frequency_key": {"data-for-trigger": "event", "data-row": "frequency-key"},
+}
 
 
 class LoopForm(forms.ModelForm):
@@ -58,6 +74,8 @@ class LoopForm(forms.ModelForm):
         self.fields["trigger_list"].queryset = MailingList.objects.filter(team_id=team_id).order_by("name")
         self.fields["trigger_list"].required = False
         self.fields["frequency"].required = False  # left out: as it was
+        for name, attrs in TRIGGER_ROWS.items():
+            self.fields[name].wrapper_attrs = attrs  # type: ignore[attr-defined]
 
     def clean_name(self) -> str:
         name = self.cleaned_data.get("name", "").strip()
@@ -112,6 +130,8 @@ class StepForm(forms.ModelForm):
     def __init__(self, *args, catalogue=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue or {}
+        # What the builder reads: the post, or the post given back unsaved after a builder button
+        self.posted = self.data if self.is_bound else (self.initial if builder_action(self.initial) else None)
 
     def clean_wait_event_name(self) -> str:
         return event_name_validate(self.cleaned_data.get("wait_event_name", ""))
@@ -133,8 +153,8 @@ STEP_FIELDS = {
     LoopStep.Kind.TIMER: ["delay_value", "delay_unit"],
     LoopStep.Kind.FILTER: [],
     LoopStep.Kind.WAIT_EVENT: ["wait_event_name", "delay_value", "delay_unit", "on_event", "on_timeout"],
-    LoopStep.Kind.BRANCH: ["paths"],
-    LoopStep.Kind.EXPERIMENT: ["paths"],
+    LoopStep.Kind.BRANCH: [],
+    LoopStep.Kind.EXPERIMENT: [],
     LoopStep.Kind.UPDATE_CONTACT: ["update_action", "update_property", "update_value", "update_list"],
 }
 
@@ -153,8 +173,6 @@ STEP_LABELS = {
         "on_event": "If it arrives",
         "on_timeout": "If it does not",
     },
-    LoopStep.Kind.BRANCH: {"paths": "Paths (JSON)"},
-    LoopStep.Kind.EXPERIMENT: {"paths": "Variants (JSON)"},
     LoopStep.Kind.UPDATE_CONTACT: {
         "update_action": "Change",
         "update_property": "Property",
@@ -171,59 +189,8 @@ STEP_HELP = {
         "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
         "Settings → Sending (or allowed by this installation).",
     },
-    LoopStep.Kind.BRANCH: {
-        "paths": 'In order, first match wins: [{"name": "Pro", "conditions": {"match": "all", "rules": '
-        '[{"field": "contact.properties.planName", "op": "equals", "value": "Pro"}]}}, {"name": "Everyone '
-        'else", "conditions": null}]'
-    },
-    LoopStep.Kind.EXPERIMENT: {
-        "paths": '[{"name": "A", "percent": 50, "control": true}, {"name": "B", "percent": 50}]',
-    },
     LoopStep.Kind.UPDATE_CONTACT: {"update_value": "For “Set a property”: typed as the property is declared."},
 }
-
-
-MAX_BUILDER_RULES = 10  # rows of the filter builder (more, and nested groups: the loop's JSON)
-
-
-def rule_fields(index: int, catalogue) -> dict[str, forms.Field]:
-    """One rule's row of the filter builder: a known field, a condition that fits its type, a value."""
-    number = index + 1
-    return {
-        f"rule_{index}_field": forms.ChoiceField(
-            label=f"Rule {number}: field",
-            required=False,
-            choices=[("", "Choose a field")] + [(name, f"{f.label} ({f.type})") for name, f in catalogue.items()],
-        ),
-        f"rule_{index}_op": forms.ChoiceField(
-            label=f"Rule {number}: condition", required=False, choices=list(OPERATORS_ANY.items())
-        ),
-        f"rule_{index}_value": forms.CharField(label=f"Rule {number}: value", required=False, max_length=255),
-        f"rule_{index}_value2": forms.CharField(
-            label=f"Rule {number}: and", required=False, max_length=255, help_text="For “between”."
-        ),
-    }
-
-
-class SafeJSONField(forms.JSONField):
-    """JSON typed in a textarea, parsed strictly (loopsync.jsonsafe): nested too deep, a NUL… is a form error,
-    not a RecursionError or a DataError (a 500)."""
-
-    def to_python(self, value):
-        if isinstance(value, str) and value not in self.empty_values:
-            try:
-                jsonsafe.loads(value)
-            except jsonsafe.UnsafeJSON as exc:
-                raise forms.ValidationError(str(exc), code="invalid") from None
-        return super().to_python(value)
-
-    def bound_data(self, data, initial):
-        if isinstance(data, str) and not self.disabled:
-            try:
-                jsonsafe.loads(data)
-            except jsonsafe.UnsafeJSON:
-                return InvalidJSONInput(data)  # shown again as typed
-        return super().bound_data(data, initial)
 
 
 def step_form_class(kind: str) -> type[StepForm]:
@@ -232,7 +199,6 @@ def step_form_class(kind: str) -> type[StepForm]:
         "body": forms.Textarea(attrs={"rows": 14, "spellcheck": "true", "class": "code"}),
         "wait_event_name": EVENT_NAME_WIDGET,
         "delay_value": forms.NumberInput(attrs={"min": 1}),
-        "paths": forms.Textarea(attrs={"rows": 8, "class": "code", "spellcheck": "false"}),
     }
     meta = type(
         "Meta",
@@ -243,7 +209,6 @@ def step_form_class(kind: str) -> type[StepForm]:
             "labels": STEP_LABELS.get(kind, {}),
             "help_texts": STEP_HELP.get(kind, {}),
             "widgets": {name: widget for name, widget in widgets.items() if name in STEP_FIELDS[kind]},
-            "field_classes": {"paths": SafeJSONField} if "paths" in STEP_FIELDS[kind] else {},
         },
     )
     bases: tuple[type, ...] = (StepForm,)
@@ -257,59 +222,20 @@ def step_form_class(kind: str) -> type[StepForm]:
 
 
 class FilterStepForm(StepForm):
-    """The filter builder: rules over known fields, all or any of which must match. A row left without a field
-    is left out; "Add a rule" (`add_rule`) gives one more row."""
-
-    ERRORS_SHOWN_ON = {"conditions": "rule_0_field"}
-    match = forms.ChoiceField(
-        label="Go on when", choices=[("all", "all of these match"), ("any", "any of these match")]
-    )
+    """The filter builder (contacts.builder): rules and groups of rules over known fields. A row left without a
+    field is left out."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        saved = [rule for rule in (self.instance.conditions or {}).get("rules", []) if "field" in rule]
-        given = self.data or self.initial  # a post, or one given back to add a row ("Add a rule")
-        posted = {int(key.split("_")[1]) for key in given if key.startswith("rule_") and key.split("_")[1].isdigit()}
-        rows = max(len(saved), max(posted, default=-1) + 1, 1) + (1 if given.get("add_rule") else 0)
-        for index in range(min(rows, MAX_BUILDER_RULES)):
-            self.fields.update(rule_fields(index, self.catalogue))
-        if not self.is_bound and not posted:
-            self.initial["match"] = (self.instance.conditions or {}).get("match", "all")
-            for index, rule in enumerate(saved[:MAX_BUILDER_RULES]):
-                self.initial.update(
-                    {
-                        f"rule_{index}_field": rule["field"],
-                        f"rule_{index}_op": rule["op"],
-                        f"rule_{index}_value": rule.get("value", ""),
-                        f"rule_{index}_value2": rule.get("value2", ""),
-                    }
-                )
+        self.builder = ConditionsBuilder("c", self.catalogue, data=self.posted, tree=self.instance.conditions)
 
     def clean(self):
         cleaned = super().clean()
-        rules, rows = [], []
-        for index in range(MAX_BUILDER_RULES):
-            field = cleaned.get(f"rule_{index}_field")
-            if not field:
-                continue
-            rows.append(index)
-            rules.append(
-                {
-                    "field": field,
-                    "op": cleaned.get(f"rule_{index}_op", ""),
-                    "value": cleaned.get(f"rule_{index}_value", ""),
-                    "value2": cleaned.get(f"rule_{index}_value2", ""),
-                }
-            )
-        for index, rule in zip(rows, rules, strict=True):  # each row's mistake on its own row
-            try:
-                conditions_clean({"match": "all", "rules": [rule]}, self.catalogue)
-            except forms.ValidationError as exc:
-                self.add_error(f"rule_{index}_field" if "field" in str(exc) else f"rule_{index}_value", exc)
-        if not self.errors:
-            self.instance.conditions = conditions_clean(
-                {"match": cleaned.get("match") or "all", "rules": rules}, self.catalogue
-            )
+        tree = self.builder.tree()
+        if tree is None:
+            self.add_error(None, self.builder.error or "Nothing was saved: fix the marked rules.")
+        else:
+            self.instance.conditions = tree
         return cleaned
 
     def _post_clean(self):
@@ -317,39 +243,124 @@ class FilterStepForm(StepForm):
             super()._post_clean()
 
 
-class PathsStepForm(StepForm):
-    """A branch's paths or an experiment's variants. The steps under a path hang from its place in the list, so
-    a path with steps under it stays where it is: add paths at the end, remove only empty ones from the end."""
+@dataclass
+class PathRow:
+    """One path of a branch (its name and filter builder) or variant of an experiment (its name, percent and
+    whether it is the control), as the form shows it."""
 
-    def clean_paths(self):
-        paths = self.cleaned_data.get("paths")
-        if not isinstance(paths, list) or not all(isinstance(path, dict) for path in paths):
-            raise forms.ValidationError("A list of paths, each an object.")
-        if self.instance.pk:
-            used = set(LoopStep.objects.filter(parent=self.instance).values_list("port", flat=True))
-            lost = sorted(port + 1 for port in used if port >= len(paths))
-            if lost:
-                raise forms.ValidationError(
-                    f"Path {', '.join(map(str, lost))} has steps under it: remove them before removing the path. "
-                    "(Steps stay with a path's place in the list: add new paths at the end.)"
-                )
-        if self.instance.kind == LoopStep.Kind.BRANCH:
-            cleaned = []
-            for index, path in enumerate(paths):
-                try:
-                    conditions = conditions_clean(path.get("conditions"), self.catalogue)
-                except forms.ValidationError as exc:
-                    raise forms.ValidationError(f"Path {index + 1}: {' '.join(exc.messages)}") from None
-                cleaned.append({"name": str(path.get("name", "")).strip()[:80], "conditions": conditions})
-            return cleaned
-        return [
-            {
-                "name": str(p.get("name", "")).strip()[:80],
-                "percent": p.get("percent"),
-                "control": bool(p.get("control")),
-            }
-            for p in paths
-        ]
+    port: int
+    name: str = ""
+    builder: ConditionsBuilder | None = None
+    percent: str = ""
+    control: bool = False
+    steps: int = 0  # steps hanging from it
+    removable: bool = False
+    error: str = ""
+
+    @property
+    def number(self) -> int:
+        return self.port + 1
+
+
+NEW_PATHS = {
+    LoopStep.Kind.BRANCH: [{"name": "Path 1", "conditions": None}, {"name": "Everyone else", "conditions": None}],
+    LoopStep.Kind.EXPERIMENT: [{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}],
+}
+
+
+class PathsStepForm(StepForm):
+    """A branch's paths (each a name and a filter) or an experiment's variants (a name, a percent, the control).
+    The steps under a path hang from its place in the list, so paths are added at the end, and only the last
+    one, with no steps under it, can be removed (`builder=add_path:`, `builder=remove_path:N`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.branch = self.instance.kind == LoopStep.Kind.BRANCH
+        self.used = used = (
+            dict(
+                LoopStep.objects.filter(parent=self.instance)
+                .values("port")
+                .annotate(n=Count("id"))
+                .values_list("port", "n")
+            )
+            if self.instance.pk
+            else {}
+        )
+        self.paths = self._read(self.posted) if self.posted is not None else self._saved()
+        action = builder_action(self.posted or {})
+        if action == ("add_path", "") and len(self.paths) < LoopStep.MAX_PATHS:
+            self.paths.append(self._row(len(self.paths), {"name": f"Path {len(self.paths) + 1}"}))
+        elif action and action[0] == "remove_path" and len(self.paths) > 2:
+            last = self.paths[-1].port
+            if action[1] == str(last) and not used.get(last):
+                self.paths.pop()
+        for row in self.paths:
+            row.steps = used.get(row.port, 0)
+        if len(self.paths) > 2 and not self.paths[-1].steps:
+            self.paths[-1].removable = True
+
+    @property
+    def can_add(self) -> bool:
+        return len(self.paths) < LoopStep.MAX_PATHS
+
+    @property
+    def noun(self) -> str:
+        return "Path" if self.branch else "Variant"
+
+    def _row(self, port: int, path: dict) -> PathRow:
+        row = PathRow(port, name=str(path.get("name", "")))
+        if self.branch:
+            row.builder = ConditionsBuilder(
+                f"path-{port}-c", self.catalogue, tree=path.get("conditions"), title=f"Path {port + 1}"
+            )
+        else:
+            row.percent, row.control = str(path.get("percent", "")), bool(path.get("control"))
+        return row
+
+    def _saved(self) -> list[PathRow]:
+        paths = self.instance.paths or NEW_PATHS[LoopStep.Kind(self.instance.kind)]
+        return [self._row(port, path) for port, path in enumerate(paths[: LoopStep.MAX_PATHS])]
+
+    def _read(self, data) -> list[PathRow]:
+        rows = []
+        for port in range(LoopStep.MAX_PATHS):
+            if f"path-{port}-name" not in data:
+                break
+            row = PathRow(port, name=str(data.get(f"path-{port}-name", ""))[:200])
+            if self.branch:
+                row.builder = ConditionsBuilder(f"path-{port}-c", self.catalogue, data=data, title=f"Path {port + 1}")
+            else:
+                row.percent = str(data.get(f"path-{port}-percent", "")).strip()[:10]
+                row.control = data.get("control") == str(port)
+            rows.append(row)
+        return rows
+
+    def clean(self):
+        cleaned = super().clean()
+        paths = []
+        for row in self.paths:
+            name = row.name.strip()[:80]
+            if self.branch:
+                assert row.builder is not None
+                tree = row.builder.tree()
+                if tree is None:
+                    self.add_error(None, f"Path {row.number}: {row.builder.error or 'fix the marked rules.'}")
+                paths.append({"name": name, "conditions": tree})
+            else:
+                percent = int(row.percent) if row.percent.isdigit() and len(row.percent) <= 3 else None
+                if percent is None:
+                    row.error = "A whole percent from 0 to 100."
+                    self.add_error(None, f"Variant {row.number}: give it a whole percent from 0 to 100.")
+                paths.append({"name": name, "percent": percent, "control": row.control})
+        lost = sorted(port + 1 for port, steps in self.used.items() if steps and port >= len(self.paths))
+        if lost:  # paths left out of the post itself (the remove button is not offered for them)
+            self.add_error(None, f"Path {lost[0]} has steps under it: remove them before removing the path.")
+        self.instance.paths = paths
+        return cleaned
+
+    def _post_clean(self):
+        if not self.errors:
+            super()._post_clean()
 
 
 class UpdateContactStepForm(StepForm):

@@ -88,7 +88,7 @@ def condition_fields(*, loop: Loop) -> dict[str, Field]:
         if loop.trigger == Loop.Trigger.EVENT
         else {}
     )
-    lists = MailingList.objects.filter(team_id=loop.team_id).values_list("pk", flat=True)
+    lists = dict(MailingList.objects.filter(team_id=loop.team_id).values_list("pk", "name"))
     return fields_for(properties=declared, event_properties=events, lists=lists)
 
 

@@ -70,7 +70,11 @@ def loop_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def loop_new(request: HttpRequest) -> HttpResponse:
-    """The template gallery: pick one, get a draft loop to edit and activate."""
+    """The template gallery: pick one (or a blank loop), get a draft loop to edit and activate."""
+    if request.method == "POST" and request.team and request.POST.get("blank"):
+        loop = services.loop_create_blank(team=request.team)
+        messages.success(request, f"“{loop.name}” was created as a draft: name it, choose its trigger, add steps.")
+        return redirect("loops:loop", pk=loop.pk)
     if request.method == "POST" and request.team:
         template = get_object_or_404(LoopTemplate, slug=request.POST.get("template", ""))
         loop = services.loop_create_from_template(team=request.team, template=template)

@@ -20,6 +20,7 @@ from loopsync import work
 from ..models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate, TransactionalEmail
 from .enrolling import new_run
 from .graph import branching, step_insert, tree_load
+from .naming import loop_name_free
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +228,20 @@ def loop_delete(*, loop: Loop) -> dict[str, int]:
 
 
 STEP_FIELDS = [f.name for f in LoopStep._meta.fields if f.name not in {"id", "team", "loop", "parent", "port"}]
+
+
+def loop_create_blank(*, team: Team) -> Loop:
+    """A new draft loop with no steps, triggered by an event the user names: "Untitled loop", or the first free
+    "Untitled loop (2)"…"""
+    for _ in range(3):  # another member's loop took the name meanwhile: the next free one
+        loop = Loop(team=team, name=loop_name_free(team=team, name="Untitled loop"), trigger=Loop.Trigger.EVENT)
+        try:
+            with transaction.atomic():
+                loop.save()
+            return loop
+        except IntegrityError:
+            continue
+    raise ValidationError("Another loop took the name meanwhile: try again.")
 
 
 def loop_create_from_template(*, team: Team, template: LoopTemplate, name: str = "") -> Loop:

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from conftest import main_line
+from conftest import builder_post, main_line, paths_post
 from contacts.models import Contact
 from loops.models import EmailMessage, Event, Loop, LoopStep
 
@@ -44,6 +44,19 @@ def test_saves_name_and_trigger(logged_in, draft):
     assert response.status_code == 302
     draft.refresh_from_db()
     assert (draft.name, draft.trigger_event_name) == ("Dunning", "paymentFailed")
+
+
+def test_a_blank_loop_starts_as_a_draft_with_a_free_name(logged_in, team, other_team):
+    Loop.objects.create(team=other_team, name="Untitled loop")  # another team's name is no obstacle
+    for expected in ("Untitled loop", "Untitled loop (2)"):
+        response = logged_in.post(reverse("loops:loop-new"), {"blank": "1"})
+        loop = Loop.objects.get(team=team, name=expected)
+        assert response.url == reverse("loops:loop", args=[loop.pk])
+        assert loop.status == Loop.Status.DRAFT and loop.trigger == Loop.Trigger.EVENT and not loop.steps.exists()
+    page = logged_in.get(reverse("loops:loop", args=[loop.pk])).content.decode()
+    # Each trigger's fields are marked with it: the page shows the chosen trigger's only (app.css, by :has())
+    assert '<div class="field" data-for-trigger="event">' in page and 'data-for-trigger="list_added"' in page
+    assert 'data-for-trigger="contact_updated" data-row="trigger-from"' in page
 
 
 @pytest.mark.parametrize(
@@ -356,31 +369,36 @@ def test_a_filter_offers_known_fields_and_refuses_an_unknown_one(logged_in, draf
     page = logged_in.get(url, {"kind": "filter"}).content.decode()
     assert 'value="contact.first_name"' in page and 'value="contact.properties.subscriptionStatus"' in page
     assert 'value="event.amount"' in page and 'value="event.invoice_id"' in page  # what failedPayment carries
-    unknown = {"kind": "filter", "rule_0_field": "contact.properties.favourite_colour", "rule_0_op": "equals"}
-    refused = logged_in.post(url, {**unknown, "rule_0_value": "red"})
+    unknown = {"kind": "filter", "c-0-field": "contact.properties.favourite_colour", "c-0-op": "equals"}
+    refused = logged_in.post(url, {**unknown, "c-0-value": "red"})
     assert refused.status_code == 400 and draft.steps.count() == 3
+    assert "Unknown field “contact.properties.favourite_colour”" in refused.content.decode()
     wrong_type = logged_in.post(
-        url, {"kind": "filter", "rule_0_field": "contact.subscribed", "rule_0_op": "contains", "rule_0_value": "x"}
+        url, {"kind": "filter", "c-0-field": "contact.subscribed", "c-0-op": "contains", "c-0-value": "x"}
     )
     assert wrong_type.status_code == 400 and "does not apply to" in html.unescape(wrong_type.content.decode())
     one_more = logged_in.post(
-        url, {"kind": "filter", "rule_0_field": "contact.first_name", "rule_0_op": "starts_with", "add_rule": "1"}
+        url,
+        {"kind": "filter", "c-0-field": "contact.first_name", "c-0-op": "starts_with", "builder": "add_rule:c"},
     )
-    assert one_more.status_code == 200 and 'name="rule_1_field"' in one_more.content.decode()
+    assert one_more.status_code == 200 and 'name="c-1-field"' in one_more.content.decode()
+    assert 'value="starts_with" selected' in one_more.content.decode()  # the row typed is kept
     assert draft.steps.count() == 3  # adding a row saves nothing
     saved = logged_in.post(
         url,
         {
             "kind": "filter",
-            "match": "any",
-            "rule_0_field": "contact.first_name",
-            "rule_0_op": "starts_with",
-            "rule_0_value": "Ad",
-            "rule_1_field": "event.amount",
-            "rule_1_op": "between",
-            "rule_1_value": "100",
-            "rule_1_value2": "500",
-            "rule_2_field": "",  # an empty row is left out
+            **builder_post(
+                "c",
+                {
+                    "match": "any",
+                    "rules": [
+                        {"field": "contact.first_name", "op": "starts_with", "value": "Ad"},
+                        {"field": "event.amount", "op": "between", "value": "100", "value2": "500"},
+                    ],
+                },
+            ),
+            "c-2-field": "",  # an empty row is left out
         },
     )
     assert saved.status_code == 302
@@ -398,22 +416,26 @@ def test_a_filter_offers_known_fields_and_refuses_an_unknown_one(logged_in, draf
 
 def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in, draft):
     url = reverse("loops:step-new", args=[draft.pk])
-    catch_all_first = json.dumps([{"name": "All", "conditions": None}, {"name": "Pro", "conditions": None}])
-    refused = logged_in.post(url, {"kind": "branch", "paths": catch_all_first})
+    catch_all_first = paths_post([{"name": "All"}, {"name": "Pro"}])
+    refused = logged_in.post(url, {"kind": "branch", **catch_all_first})
     assert refused.status_code == 400 and "Only the last path may be a catch-all." in refused.content.decode()
-    unknown = json.dumps(
+    unknown = paths_post(
         [
             {"name": "X", "conditions": {"rules": [{"field": "contact.nope", "op": "equals", "value": "1"}]}},
             {"name": "Y"},
         ]
     )
-    assert logged_in.post(url, {"kind": "branch", "paths": unknown}).status_code == 400
-    uneven = json.dumps([{"name": "A", "percent": 50}, {"name": "B", "percent": 40}])
-    refused = logged_in.post(url, {"kind": "experiment", "paths": uneven})
+    refused = logged_in.post(url, {"kind": "branch", **unknown})
+    assert refused.status_code == 400 and "Path 1: fix the marked rules." in refused.content.decode()
+    assert "Unknown field “contact.nope”" in refused.content.decode()  # on its row
+    uneven = paths_post([{"name": "A", "percent": 50}, {"name": "B", "percent": 40}])
+    refused = logged_in.post(url, {"kind": "experiment", **uneven})
     assert refused.status_code == 400 and "adding up to 100" in refused.content.decode()
+    not_a_number = logged_in.post(url, {"kind": "experiment", **paths_post([{"name": "A", "percent": "half"}] * 2)})
+    assert not_a_number.status_code == 400 and "Variant 1: give it a whole percent" in not_a_number.content.decode()
     assert draft.steps.count() == 3
-    even = json.dumps([{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}])
-    assert logged_in.post(url, {"kind": "experiment", "paths": even}).status_code == 302
+    even = paths_post([{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}])
+    assert logged_in.post(url, {"kind": "experiment", **even}).status_code == 302
     assert main_line(draft)[-1].paths == [
         {"name": "A", "percent": 50, "control": True},
         {"name": "B", "percent": 50, "control": False},
@@ -558,19 +580,36 @@ def test_a_step_can_be_added_anywhere_and_a_path_with_steps_cannot_be_removed(lo
         "wait_event",
         last.subject,
     ]
-    branch = json.dumps(
+    branch = paths_post(
         [
             {"name": "One", "conditions": {"rules": [{"field": "contact.email", "op": "contains", "value": "@"}]}},
             {"name": "Two"},
+            {"name": "Three"},
         ]
     )
-    logged_in.post(url, {"kind": "branch", "paths": branch})
+    refused = logged_in.post(url, {"kind": "branch", **branch})  # two catch-alls
+    assert refused.status_code == 400
+    branch["path-1-c-0-field"], branch["path-1-c-0-op"] = "contact.subscribed", "is_true"
+    logged_in.post(url, {"kind": "branch", **branch})
     branch_step = main_line(draft)[-1]
-    logged_in.post(url, {**EMAIL, "after": branch_step.pk, "port": 1, "subject": "On path two"})
-    assert LoopStep.objects.get(parent=branch_step, port=1).subject == "On path two"
-    one_path = json.dumps([{"name": "One", "conditions": None}])
-    refused = logged_in.post(reverse("loops:step", args=[draft.pk, branch_step.pk]), {"paths": one_path})
-    assert refused.status_code == 400 and "Path 2 has steps under it" in refused.content.decode()
+    assert [path["name"] for path in branch_step.paths] == ["One", "Two", "Three"]
+    logged_in.post(url, {**EMAIL, "after": branch_step.pk, "port": 2, "subject": "On path three"})
+    assert LoopStep.objects.get(parent=branch_step, port=2).subject == "On path three"
+    edit = reverse("loops:step", args=[draft.pk, branch_step.pk])
+    form = logged_in.get(edit).content.decode()
+    assert ">Remove path 3<" not in form  # it has a step under it
+    two_paths = {key: value for key, value in branch.items() if not key.startswith("path-2-")}
+    refused = logged_in.post(edit, two_paths)
+    assert refused.status_code == 400 and "Path 3 has steps under it" in refused.content.decode()
+    removing = logged_in.post(edit, {**branch, "builder": "remove_path:2"})
+    assert removing.status_code == 200 and 'name="path-2-name"' in removing.content.decode()  # not removed
+    LoopStep.objects.filter(parent=branch_step).delete()
+    assert ">Remove path 3<" in logged_in.get(edit).content.decode()
+    removed = logged_in.post(edit, {**branch, "builder": "remove_path:2"}).content.decode()
+    assert 'name="path-2-name"' not in removed and ">Remove path" not in removed  # a branch keeps two
+    added = logged_in.post(edit, {**two_paths, "builder": "add_path:"}).content.decode()
+    assert 'name="path-2-name" id="id_path-2-name" value="Path 3"' in added
+    assert LoopStep.objects.get(pk=branch_step.pk).paths == branch_step.paths  # nothing saved by the buttons
     page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
     assert 'aria-label="Add a step at the start"' in page and 'aria-label="Add a step after step 1"' in page
     assert 'aria-label="Add a step at the start of path 2"' in page

@@ -14,7 +14,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import chain_steps
+from conftest import chain_steps, paths_post
 from contacts.models import Contact, MailingList
 from contacts.services import contact_properties_update, contact_set_subscribed
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep
@@ -240,29 +240,29 @@ def test_a_bad_loop_file_is_refused_with_what_is_wrong_and_saves_nothing(logged_
 
 
 @pytest.mark.django_db
-def test_a_branch_whose_paths_nest_too_deep_is_a_form_error(logged_in, team):
+def test_a_branch_whose_groups_nest_too_deep_is_a_form_error(logged_in, team):
     loop = Loop.objects.create(team=team, name="L", trigger_event_name="go")
-    response = logged_in.post(
-        reverse("loops:step-new", args=[loop.pk]), {"kind": "branch", "paths": "[" * 5000 + "]" * 5000}
-    )
-    assert response.status_code == 400 and "nested more than" in response.content.decode()
+    deep = {"match": "all", "rules": [{"field": "contact.email", "op": "contains", "value": "@"}]}
+    for _ in range(4):
+        deep = {"match": "any", "rules": [deep]}
+    paths = paths_post([{"name": "Deep", "conditions": deep}, {"name": "The rest"}])
+    response = logged_in.post(reverse("loops:step-new", args=[loop.pk]), {"kind": "branch", **paths})
+    assert response.status_code == 400 and "Groups go at most 3 deep." in response.content.decode()
+    assert not LoopStep.objects.filter(loop=loop).exists()
 
 
 @pytest.mark.django_db
 def test_a_rule_on_another_teams_mailing_list_is_refused(logged_in, team, other_team):
     theirs = MailingList.objects.create(team=other_team, name="Theirs")
+    ours = MailingList.objects.create(team=team, name="Ours")
     loop = Loop.objects.create(team=team, name="L", trigger_event_name="go")
     rule = {"field": "lists", "op": "in_list", "value": str(theirs.pk)}
-    paths = f'[{{"name": "On it", "conditions": {{"rules": [{_json(rule)}]}}}}, {{"name": "The rest"}}]'
-    response = logged_in.post(reverse("loops:step-new", args=[loop.pk]), {"kind": "branch", "paths": paths})
-    assert response.status_code == 400 and "your team" in response.content.decode()
+    paths = paths_post([{"name": "On it", "conditions": {"rules": [rule]}}, {"name": "The rest"}])
+    response = logged_in.post(reverse("loops:step-new", args=[loop.pk]), {"kind": "branch", **paths})
+    page = response.content.decode()
+    assert response.status_code == 400 and "your team" in page
+    assert "Theirs" not in page and f'<option value="{ours.pk}">Ours</option>' in page  # the lists to pick from
     assert not LoopStep.objects.filter(loop=loop).exists()
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 @pytest.mark.django_db
