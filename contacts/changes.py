@@ -10,6 +10,16 @@ from .models import Contact
 WATCHED_FIELDS = ("email", "first_name", "last_name", "source", "user_group", "user_id", "subscribed")
 
 
+def field_watchable(name: str) -> bool:
+    """A field a change is reported for: one of WATCHED_FIELDS, or a property with a valid key (which an Update
+    contact step may declare only when it first sets it). Not `created_at`, `stripe_customer_id` or `lists`."""
+    from .services import PROPERTY_KEY
+
+    if name.startswith("contact.properties."):
+        return bool(PROPERTY_KEY.fullmatch(name.removeprefix("contact.properties.")))
+    return name.startswith("contact.") and name.removeprefix("contact.") in WATCHED_FIELDS
+
+
 def contact_state(contact: Contact) -> dict[str, Any]:
     state = {f"contact.{name}": getattr(contact, name) for name in WATCHED_FIELDS}
     state.update({f"contact.properties.{key}": value for key, value in (contact.properties or {}).items()})

@@ -22,6 +22,7 @@ from . import selectors, services
 from .forms import AddStepForm, LoopForm, step_form
 from .models import Event, Loop, LoopRun, LoopStep
 from .rendering import EMAIL_TEMPLATE_FIELDS, RenderError, email_preview
+from .services.loops import ARCHIVED_MESSAGE
 from .services.sending import email_send_test
 from .triggers import trigger_firing, trigger_name_suggestions, trigger_suggesting
 
@@ -30,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 def _loop(request: HttpRequest, pk: int) -> Loop:
     return team_object_or_404(Loop, request.team, pk=pk)
+
+
+def _archived(request: HttpRequest, loop: Loop) -> HttpResponse | None:
+    """An archived loop is read-only until it is restored: a change to it goes back to its page, saying so."""
+    if loop.status != Loop.Status.ARCHIVED:
+        return None
+    messages.error(request, ARCHIVED_MESSAGE.format(name=loop.name))
+    return redirect("loops:loop", pk=loop.pk)
 
 
 def _step(loop: Loop, step_pk: int) -> LoopStep:
@@ -60,6 +69,7 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
             "unfired": _unfired(loop),
             "suggestions": trigger_name_suggestions(team=loop.team),
             "add_form": AddStepForm(),
+            "editable": loop.status != Loop.Status.ARCHIVED,
         },
         status=status,
     )
@@ -83,6 +93,8 @@ def loop_detail(request: HttpRequest, pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     if request.method != "POST":
         return _render_loop(request, loop)
+    if refused := _archived(request, loop):
+        return refused
     form = LoopForm(request.POST, instance=loop)
     if not form.is_valid():
         loop.refresh_from_db()  # the page shows what is saved; the form shows what was typed
@@ -110,8 +122,13 @@ def loop_status(request: HttpRequest, pk: int) -> HttpResponse:
         services.loop_restore(loop=loop)
         messages.success(request, f"“{loop.name}” is a draft again.")
     else:
-        services.loop_pause(loop=loop)
-        messages.success(request, f"“{loop.name}” is paused: it starts nobody new, and its runs wait where they are.")
+        try:
+            services.loop_pause(loop=loop)
+            messages.success(
+                request, f"“{loop.name}” is paused: it starts nobody new, and its runs wait where they are."
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
     return redirect("loops:loop", pk=loop.pk)
 
 
@@ -158,6 +175,8 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     instance = LoopStep(kind=kind, team_id=loop.team_id, loop=loop)
     if request.method != "POST":
         return _render_step(request, loop, _form(kind, loop, instance=instance), kind=kind, place=place)
+    if refused := _archived(request, loop):
+        return refused
     if builder_action(request.POST):  # a filter builder's button ("Add a rule"…): the form again, changed, unsaved
         form = _form(kind, loop, instance=instance, initial=request.POST.dict())
         return _render_step(request, loop, form, kind=kind, place=place)
@@ -185,6 +204,8 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     step = _step(loop, step_pk)
     if request.method != "POST":
         return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
+    if refused := _archived(request, loop):
+        return refused
     if builder_action(request.POST):
         form = _form(step.kind, loop, instance=step, initial=request.POST.dict())
         return _render_step(request, loop, form, step=step, kind=step.kind)
@@ -204,6 +225,8 @@ def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
 def step_move(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
+    if refused := _archived(request, loop):
+        return refused
     if not services.step_move(step=step, offset=-1 if request.POST.get("direction") == "up" else 1):
         messages.error(request, "This step cannot move that way: a branch, an experiment or the end is in the way.")
     return redirect(f"{reverse('loops:loop', args=[loop.pk])}#step-{step.pk}")
@@ -214,6 +237,8 @@ def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
     if request.method == "POST":
+        if refused := _archived(request, loop):
+            return refused
         removal = services.step_remove(step=step)
         messages.success(
             request,

@@ -8,6 +8,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Count
 
 from contacts.builder import ConditionsBuilder, builder_action
+from contacts.changes import field_watchable
 from contacts.conditions import fields_for
 from contacts.models import MailingList
 
@@ -94,21 +95,26 @@ class LoopForm(forms.ModelForm):
             cleaned["frequency_key"] = self.instance.frequency_key
         if trigger == Loop.Trigger.CONTACT_ADDED:
             cleaned["frequency"] = Loop.Frequency.ONCE  # a contact is added once
-        if trigger == Loop.Trigger.EVENT and not cleaned.get("trigger_event_name"):
+        # A field the form refused already says why: one message each
+        event_missing = not cleaned.get("trigger_event_name") and not self.has_error("trigger_event_name")
+        if trigger == Loop.Trigger.EVENT and event_missing:
             self.add_error("trigger_event_name", "Name the event that starts this loop.")
-        if trigger == Loop.Trigger.LIST_ADDED and not cleaned.get("trigger_list"):
+        list_missing = not cleaned.get("trigger_list") and not self.has_error("trigger_list")
+        if trigger == Loop.Trigger.LIST_ADDED and list_missing:
             self.add_error("trigger_list", "Choose the list.")
         if trigger == Loop.Trigger.CONTACT_UPDATED and cleaned.get("trigger_field"):
             field = cleaned["trigger_field"].strip()
             known = fields_for(properties=team_properties(team_id=self.instance.team_id))
             if field not in known or field == "lists":
                 self.add_error("trigger_field", f"Unknown field “{field[:80]}”: e.g. contact.first_name.")
+            elif not field_watchable(field):
+                self.add_error("trigger_field", f"“{field}” never changes once set: watch another field.")
         if cleaned.get("frequency") == Loop.Frequency.PER_KEY:
             if trigger != Loop.Trigger.EVENT:
                 self.add_error(
                     "frequency", "“Once per key” takes its key from the event: use it with “Event received”."
                 )
-            elif not cleaned.get("frequency_key", "").strip():
+            elif not cleaned.get("frequency_key", "").strip() and not self.has_error("frequency_key"):
                 self.add_error("frequency_key", "Name the event property, e.g. invoice_id.")
         if trigger != Loop.Trigger.EVENT:
             cleaned["trigger_event_name"] = ""
@@ -145,6 +151,10 @@ class StepForm(forms.ModelForm):
             for field in [name for name in errors.error_dict if name not in self.fields and name != NON_FIELD_ERRORS]:
                 shown_on = self.ERRORS_SHOWN_ON.get(field, NON_FIELD_ERRORS)
                 errors.error_dict.setdefault(shown_on, []).extend(errors.error_dict.pop(field))
+            for field in [name for name in errors.error_dict if name != NON_FIELD_ERRORS and self.has_error(name)]:
+                del errors.error_dict[field]  # the form's own message on it ("This field is required.") is enough
+            if not errors.error_dict:
+                return
         super()._update_errors(errors)
 
 
@@ -377,6 +387,7 @@ def step_form(kind: str, *args, **kwargs) -> StepForm:
         team_id = form.instance.team_id
         form.fields["update_list"].queryset = MailingList.objects.filter(team_id=team_id).order_by("name")
         form.fields["update_action"].required = True
+        form.fields["update_action"].error_messages["required"] = "Choose what to change."
     return form
 
 

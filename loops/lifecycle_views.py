@@ -12,6 +12,7 @@ from accounts.selectors import team_object_or_404
 from loopsync import jsonsafe
 from loopsync.ids import parse_id
 from loopsync.keyset import cursors, newest_first_page
+from loopsync.uploads import upload_limited
 
 from . import selectors, services
 from .models import Loop, LoopRun
@@ -62,16 +63,18 @@ def loop_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+@upload_limited(MAX_SPEC_BYTES)
 @login_required
 @require_POST
 def loop_upload(request: HttpRequest) -> HttpResponse:
-    """A new draft loop from an uploaded JSON file; a bad file is refused with what is wrong, and saves nothing."""
+    """A new draft loop from an uploaded JSON file; a bad file is refused with what is wrong, and saves nothing.
+    A file over the limit is refused as it streams in (loopsync.uploads), never kept whole."""
     upload = request.FILES.get("file")
+    if request.upload_limit.exceeded:  # type: ignore[attr-defined]
+        messages.error(request, f"A loop's JSON is at most {MAX_SPEC_BYTES:,} bytes; this file is larger.")
+        return redirect("loops:loops")
     if upload is None:
         messages.error(request, "Choose a loop's JSON file to upload.")
-        return redirect("loops:loops")
-    if upload.size > MAX_SPEC_BYTES:
-        messages.error(request, f"A loop's JSON is at most {MAX_SPEC_BYTES:,} bytes; this file has {upload.size:,}.")
         return redirect("loops:loops")
     raw = upload.read(MAX_SPEC_BYTES + 1)
     try:

@@ -161,11 +161,12 @@ def step_insert(*, loop: Loop, step: LoopStep, parent: LoopStep | None, port: in
 
 
 def _mark_passed_behind(loop: Loop, after: LoopStep, added: LoopStep) -> None:
-    """Runs that passed `after`, or are at it, are past the place `added` took: it is marked passed for them."""
+    """Runs that passed `after`, or are in it (a timer or a wait they started), are past the place `added` took: it
+    is marked passed for them. A run merely due to start `after` (its turn ran out just before) is not."""
     key, now = step_key(added.id), timezone.now().isoformat()
     runs = _runs_in_progress(loop).select_for_update()
     for run in runs:
-        if run.step_id == after.id or step_key(after.id) in run.passed:
+        if (run.step_id == after.id and run.wait_until is not None) or step_key(after.id) in run.passed:
             run.passed[key] = now
             LoopRun.objects.filter(pk=run.pk).update(passed=run.passed)
 
@@ -175,6 +176,8 @@ class Removal:
     steps: int  # removed: the step and, for a branch or an experiment, everything under it
     runs_moved: int  # at a removed step, moved on to what follows it
     runs_stopped: int  # at a removed step under a branch: stopped
+    then: LoopStep | None = None  # for a step with one port: the step its runs go on with (None: they finish)
+    then_number: int = 0  # that step's number on the loop's page
 
 
 def step_removal(*, step: LoopStep) -> Removal:
@@ -185,7 +188,11 @@ def step_removal(*, step: LoopStep) -> Removal:
     at = _runs_in_progress(step.loop).filter(step_id__in=[s.id for s in gone]).count()
     if branching(step):
         return Removal(steps=len(gone), runs_moved=0, runs_stopped=at)
-    return Removal(steps=1, runs_moved=at, runs_stopped=0)
+    then = tree.child(step, 0)
+    numbers = {walked.id: number for number, (walked, _) in enumerate(tree.walk(), start=1)}
+    return Removal(
+        steps=1, runs_moved=at, runs_stopped=0, then=then, then_number=numbers.get(then.id, 0) if then else 0
+    )
 
 
 def branching(step: LoopStep) -> bool:

@@ -172,15 +172,27 @@ def loop_activate(*, loop: Loop) -> Loop:
     errors = loop_activation_errors(loop)
     if errors:
         raise ValidationError(f"“{loop.name}” cannot be activated: " + " ".join(errors))
-    Loop.objects.filter(pk=loop.pk).update(status=Loop.Status.ACTIVE, updated_at=timezone.now())
-    loop.status = Loop.Status.ACTIVE
-    return loop
+    return _loop_status(loop, Loop.Status.ACTIVE)
 
 
 def loop_pause(*, loop: Loop) -> Loop:
-    Loop.objects.filter(pk=loop.pk).update(status=Loop.Status.PAUSED, updated_at=timezone.now())
-    loop.status = Loop.Status.PAUSED
+    return _loop_status(loop, Loop.Status.PAUSED)
+
+
+def _loop_status(loop: Loop, status: str) -> Loop:
+    """Activate or pause, unless the loop is archived (even since the page was loaded): restore it first."""
+    changed = (
+        Loop.objects.filter(pk=loop.pk)
+        .exclude(status=Loop.Status.ARCHIVED)
+        .update(status=status, updated_at=timezone.now())
+    )
+    if not changed:
+        raise ValidationError(ARCHIVED_MESSAGE.format(name=loop.name))
+    loop.status = status
     return loop
+
+
+ARCHIVED_MESSAGE = "“{name}” is archived: restore it as a draft to change it."
 
 
 def loop_archive(*, loop: Loop) -> Loop:

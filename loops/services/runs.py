@@ -275,9 +275,10 @@ def _resume(run: LoopRun) -> None:
 
 
 def _current(run: LoopRun, tree: Tree) -> LoopStep | None:
-    """The step the run is in the middle of (a timer or a wait it is in, even if a reorder put other steps
-    before it since), else the first on its way it has not passed."""
-    step = tree.steps.get(run.step_id) if run.step_id else None
+    """The step the run is in the middle of (a timer or a wait it started, even if a reorder put other steps
+    before it since), else the first on its way it has not passed (also for a run whose turn ran out at a step it
+    had yet to start: a step put before that one since is ahead of it)."""
+    step = tree.steps.get(run.step_id) if run.step_id and run.wait_until is not None else None
     if step is not None and step_key(step.id) not in run.passed:
         return step
     return tree.next_for(run.passed, run.choices)

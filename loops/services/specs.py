@@ -33,10 +33,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import Team
-from contacts.changes import WATCHED_FIELDS
+from contacts.changes import field_watchable
 from contacts.conditions import conditions_clean
 from contacts.models import MailingList
-from contacts.services import PROPERTY_KEY
 
 from ..models import Loop, LoopStep
 from .graph import MAX_STEPS, tree_load
@@ -168,14 +167,6 @@ def _event_name(value: Any, where: str) -> str:
         raise
     except ValidationError as exc:
         _fail(where, " ".join(exc.messages))
-
-
-def _watchable(name: str) -> bool:
-    """A field a change is reported for (contacts.changes): one of the contact's, or a property (which an Update
-    contact step may declare only when it first sets it)."""
-    if name.startswith("contact.properties."):
-        return bool(PROPERTY_KEY.fullmatch(name.removeprefix("contact.properties.")))
-    return name.startswith("contact.") and name.removeprefix("contact.") in WATCHED_FIELDS
 
 
 def _list_named(team: Team, name: Any, where: str) -> MailingList:
@@ -328,7 +319,7 @@ def loop_import(
         from ..selectors import condition_fields
 
         catalogue = condition_fields(loop=loop)
-    if loop.trigger_field and not _watchable(loop.trigger_field):
+    if loop.trigger_field and not field_watchable(loop.trigger_field):
         _fail("trigger.field", f"unknown field “{loop.trigger_field[:80]}”: e.g. contact.first_name")
     nodes = _objects(spec.get("nodes", []), "nodes")
     steps: dict[str, LoopStep] = {}

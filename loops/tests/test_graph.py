@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from conftest import chain_steps, main_line
 from contacts.models import Contact
-from loops.models import Loop, LoopRun, LoopStep
+from loops.models import Loop, LoopRun, LoopStep, step_key
 from loops.services import (
     event_fire,
     loop_activate,
@@ -176,3 +176,21 @@ def test_an_import_with_an_unknown_field_is_refused_and_saves_nothing(team):
     with pytest.raises(ValidationError, match="Unknown field .contact.properties.favourite_colour."):
         loop_import(team=team, spec=spec)
     assert not Loop.objects.filter(team=team).exists()
+
+
+def test_a_step_inserted_before_the_one_a_run_has_yet_to_start_is_sent_to_it(eager, team, loop, mailoutbox):
+    """A run whose turn ran out after A is left at the timer it has yet to start, due now (as runs._execute leaves
+    it): a step put just before the timer is ahead of it, not behind."""
+    first, timer, _ = main_line(loop)
+    contact = Contact.objects.create(team=team, email="turn@example.com")
+    run = LoopRun.objects.create(
+        team=team, loop=loop, contact=contact, step=timer, passed={step_key(first.id): timezone.now().isoformat()},
+        status=LoopRun.Status.ACTIVE, next_due_at=timezone.now(),
+    )  # fmt: skip
+    step_insert(loop=loop, step=email("Between"), parent=first)
+    assert step_key(main_line(loop)[1].id) not in LoopRun.objects.get(pk=run.pk).passed
+    eager(runs_advance_due)
+    assert LoopRun.objects.get(pk=run.pk).status == "waiting"  # in the timer now
+    step_insert(loop=loop, step=email("Late"), parent=main_line(loop)[1])  # just before the timer it is in
+    after_the_timer(eager)
+    assert subjects(mailoutbox, contact) == ["Between", "C"]

@@ -2,14 +2,18 @@
 
 import html
 import json
+import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
 from conftest import builder_post, main_line, paths_post
 from contacts.models import Contact
-from loops.models import EmailMessage, Event, Loop, LoopStep
+from loops.models import EmailMessage, Event, Loop, LoopRun, LoopStep
+from loops.services import loop_archive
+from loops.services.specs import MAX_SPEC_BYTES
 
 pytestmark = pytest.mark.django_db
 
@@ -182,6 +186,17 @@ def test_removes_a_step_after_confirming_and_closes_the_gap(logged_in, draft):
     assert draft.steps.count() == 3  # asking is not removing
     logged_in.post(reverse("loops:step-delete", args=[draft.pk, wait.pk]))
     assert main_line(draft) == [first, last]
+
+
+def test_the_removal_confirmation_says_where_the_runs_at_the_step_go(logged_in, team, draft):
+    first, wait, last = main_line(draft)
+    for number, step in enumerate([wait, last]):
+        contact = Contact.objects.create(team=team, email=f"c{number}@example.com")
+        LoopRun.objects.create(team=team, loop=draft, contact=contact, step=step, status=LoopRun.Status.WAITING)
+    confirm = html.unescape(logged_in.get(reverse("loops:step-delete", args=[draft.pk, wait.pk])).content.decode())
+    assert f"1 contact at this step goes on now with the next one, step 3 (send email “{last.subject}”)." in confirm
+    confirm = html.unescape(logged_in.get(reverse("loops:step-delete", args=[draft.pk, last.pk])).content.decode())
+    assert "It is the last step on its way. 1 contact at this step finishes the loop now." in confirm
 
 
 def test_removing_a_step_keeps_the_emails_it_sent(logged_in, team, draft):
@@ -613,3 +628,72 @@ def test_a_step_can_be_added_anywhere_and_a_path_with_steps_cannot_be_removed(lo
     page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
     assert 'aria-label="Add a step at the start"' in page and 'aria-label="Add a step after step 1"' in page
     assert 'aria-label="Add a step at the start of path 2"' in page
+
+
+def test_an_archived_loop_is_read_only_until_it_is_restored(logged_in, draft):
+    first = main_line(draft)[0]
+    loop_archive(loop=draft)
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert "This loop is archived" in page and "Save trigger" not in page and "+ Add" not in page
+    before = [(step.pk, step.subject, step.parent_id) for step in main_line(draft)]
+    status = reverse("loops:loop-status", args=[draft.pk])
+    for url, data in [
+        (status, {"action": "activate"}),
+        (status, {"action": "pause"}),
+        (reverse("loops:loop", args=[draft.pk]), {"name": "Renamed", "trigger": "event", "trigger_event_name": "x"}),
+        (reverse("loops:step-new", args=[draft.pk]), {**EMAIL, "at": "start"}),
+        (reverse("loops:step", args=[draft.pk, first.pk]), {**EMAIL, "subject": "Changed"}),
+        (reverse("loops:step-move", args=[draft.pk, first.pk]), {"direction": "down"}),
+        (reverse("loops:step-delete", args=[draft.pk, first.pk]), {}),
+    ]:
+        response = logged_in.post(url, data, follow=True)
+        assert "is archived: restore it as a draft to change it." in response.content.decode(), url
+    draft.refresh_from_db()
+    assert draft.status == Loop.Status.ARCHIVED and draft.name != "Renamed"
+    assert [(step.pk, step.subject, step.parent_id) for step in main_line(draft)] == before
+    logged_in.post(status, {"action": "restore"})
+    logged_in.post(status, {"action": "activate"})
+    assert Loop.objects.get(pk=draft.pk).status == Loop.Status.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("url_name", "data", "field_message"),
+    [
+        ("loops:step-new", {"kind": "update_contact"}, "Choose what to change."),
+        ("loops:loop", {"name": "X", "trigger": "event", "trigger_event_name": "bad name!"}, "An event name is up to"),
+        (
+            "loops:loop",
+            {"name": "X", "trigger": "list_added", "trigger_list": "999999", "frequency": "every"},
+            "Select a valid choice.",
+        ),
+    ],
+)
+def test_a_refused_field_says_why_once(logged_in, draft, url_name, data, field_message):
+    response = logged_in.post(reverse(url_name, args=[draft.pk]), data)
+    errors = re.findall(r'<p class="error">([^<]+)</p>', html.unescape(response.content.decode()))
+    assert response.status_code == 400 and len(errors) == 1 and errors[0].startswith(field_message), errors
+
+
+@pytest.mark.parametrize("field", ["contact.created_at", "contact.stripe_customer_id"])
+def test_a_field_that_never_reports_a_change_cannot_be_watched(logged_in, draft, field):
+    data = {"name": "X", "trigger": "contact_updated", "trigger_field": field, "frequency": "every"}
+    response = logged_in.post(reverse("loops:loop", args=[draft.pk]), data)
+    assert response.status_code == 400 and f"“{field}” never changes once set" in response.content.decode()
+    assert Loop.objects.get(pk=draft.pk).trigger == Loop.Trigger.EVENT
+    data["trigger_field"] = "contact.user_group"
+    assert logged_in.post(reverse("loops:loop", args=[draft.pk]), data).status_code == 302
+
+
+def test_an_upload_over_the_limit_is_refused_as_it_streams_in(logged_in, user, team):
+    big = b'{"name": "' + b"x" * (MAX_SPEC_BYTES + 500_000) + b'"}'
+    response = logged_in.post(reverse("loops:loop-upload"), {"file": SimpleUploadedFile("big.json", big)})
+    assert response.status_code == 302 and not Loop.objects.filter(team=team).exists()
+    request = response.wsgi_request
+    assert request.upload_limit.exceeded and not request.FILES  # no file was made of it
+    assert request.upload_limit.received <= MAX_SPEC_BYTES + 256 * 1024  # read up to the limit, then dropped
+    page = html.unescape(logged_in.get(reverse("loops:loops")).content.decode())
+    assert f"A loop's JSON is at most {MAX_SPEC_BYTES:,} bytes; this file is larger." in page
+    csrf_client = Client(enforce_csrf_checks=True)  # the check the middleware would make is made
+    csrf_client.force_login(user)
+    small = SimpleUploadedFile("loop.json", b"{}")
+    assert csrf_client.post(reverse("loops:loop-upload"), {"file": small}).status_code == 403
