@@ -8,7 +8,7 @@ from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.conditions import Field, fields_for, value_type
 from contacts.models import Contact, ContactProperty, MailingList
 
-from .models import Event, Loop, LoopRun, LoopStep, step_key
+from .models import PASSED_BEHIND, Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
 from .services.graph import Tree, branching
 from .triggers import trigger_properties
@@ -200,6 +200,11 @@ def _ports_taken(loop: Loop, step: LoopStep) -> dict[int, dict[str, int]]:
 ENDED_AT_A_STEP = [LoopRun.Status.FILTERED_OUT, LoopRun.Status.STOPPED, LoopRun.Status.FAILED]
 
 
+def _done(key: str) -> Q:
+    """Runs that did the step (not those it was added behind: PASSED_BEHIND)."""
+    return Q(passed__has_key=key) & ~Q(**{f"passed__{key}": PASSED_BEHIND})
+
+
 def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
     """Per step: runs here now (waiting in it or due to do it), runs that went on past it, and runs that ended at
     it (filtered out, stopped, failed). One query for each."""
@@ -222,7 +227,7 @@ def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
             counts[row["step_id"]]["ended"] = row["n"]
     if tree.steps:
         passed = LoopRun.objects.filter(loop=loop).aggregate(
-            **{f"s{step_id}": Count("id", filter=Q(passed__has_key=step_key(step_id))) for step_id in tree.steps}
+            **{f"s{step_id}": Count("id", filter=_done(step_key(step_id))) for step_id in tree.steps}
         )
         for step_id in tree.steps:
             counts[step_id]["passed"] = passed[f"s{step_id}"] or 0

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from loopsync import work
 
-from ..models import Loop, LoopRun, LoopStep, step_key
+from ..models import PASSED_BEHIND, Loop, LoopRun, LoopStep, step_key
 
 MAX_STEPS = 200  # per loop: the editor draws them all, a run walks them
 
@@ -163,11 +163,11 @@ def step_insert(*, loop: Loop, step: LoopStep, parent: LoopStep | None, port: in
 def _mark_passed_behind(loop: Loop, after: LoopStep, added: LoopStep) -> None:
     """Runs that passed `after`, or are in it (a timer or a wait they started), are past the place `added` took: it
     is marked passed for them. A run merely due to start `after` (its turn ran out just before) is not."""
-    key, now = step_key(added.id), timezone.now().isoformat()
+    key = step_key(added.id)
     runs = _runs_in_progress(loop).select_for_update()
     for run in runs:
         if (run.step_id == after.id and run.wait_until is not None) or step_key(after.id) in run.passed:
-            run.passed[key] = now
+            run.passed[key] = PASSED_BEHIND  # not counted as done on the loop's page
             LoopRun.objects.filter(pk=run.pk).update(passed=run.passed)
 
 

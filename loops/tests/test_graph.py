@@ -12,6 +12,7 @@ from django.utils import timezone
 from conftest import chain_steps, main_line
 from contacts.models import Contact
 from loops.models import Loop, LoopRun, LoopStep, step_key
+from loops.selectors import loop_outline
 from loops.services import (
     event_fire,
     loop_activate,
@@ -70,6 +71,13 @@ def test_a_step_added_behind_a_waiting_run_is_not_sent_to_it_and_one_ahead_is(ea
     assert subjects(mailoutbox, waiting) == ["A", "Ahead", "C"]
     assert subjects(mailoutbox, fresh) == ["A", "Behind", "Ahead", "C"]
     assert set(LoopRun.objects.values_list("status", flat=True)) == {"completed"}
+    counts = {
+        row["step"].subject or row["step"].kind: row["counts"]
+        for row in loop_outline(loop=loop)
+        if row["type"] == "step"
+    }
+    assert counts["Behind"]["passed"] == 1 and counts["Behind"]["entered"] == 1  # the fresh run only
+    assert counts["Ahead"]["passed"] == 2 and counts["A"]["passed"] == 2
 
 
 def test_removing_the_step_a_run_waits_in_moves_it_on_at_once(eager, team, loop, mailoutbox):
