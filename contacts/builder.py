@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from .conditions import LIST, MAX_DEPTH, MAX_RULES, OPERATORS, UNARY, Field, conditions_clean
+from .conditions import DIGITS, LIST, MAX_DEPTH, MAX_RULES, OPERATORS, UNARY, Field, conditions_clean
 
 ACTION = "builder"  # the name of the builder's buttons
 
@@ -152,7 +152,7 @@ def _indexes(data, prefix: str) -> list[int]:
     for key in data:
         if key.startswith(head):
             number = key[len(head) :].partition("-")[0]
-            if number.isdigit() and len(number) <= 3:
+            if DIGITS.fullmatch(number) and len(number) <= 3:
                 found.add(int(number))
     return sorted(found)[:MAX_RULES]
 

@@ -15,6 +15,7 @@ that does not fit its type is refused with a message that names it. An empty tre
 catch-all).
 """
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -62,6 +63,7 @@ UNARY = {"is_empty", "is_not_empty", "is_true", "is_false"}  # no value
 MAX_RULES = 50
 MAX_DEPTH = 3  # a tree, a group in it, a group in that
 MAX_VALUE_LENGTH = 255
+DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "²", which int() refuses
 
 # The contact's own fields a condition reads, by their names in the tree, with their types.
 CONTACT_FIELD_TYPES = {
@@ -176,9 +178,13 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a number.")
     if field.type == DATE and op in {"before", "after"} and _when(value) is None:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a date (YYYY-MM-DD).")
-    if field.type == DATE and op in {"within_last", "within_next"} and not (value.isdigit() and 0 < int(value) <= 3650):
+    if (
+        field.type == DATE
+        and op in {"within_last", "within_next"}
+        and not (DIGITS.fullmatch(value) and 0 < int(value) <= 3650)
+    ):
         raise ValidationError(f"{field.label}: a number of days from 1 to 3650.")
-    if field.type == LIST and not value.isdigit():
+    if field.type == LIST and not DIGITS.fullmatch(value):
         raise ValidationError("Choose a mailing list.")
     if field.type == LIST and field.values is not None and int(value) not in field.values:
         raise ValidationError("Choose one of your team's mailing lists.")

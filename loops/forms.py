@@ -9,7 +9,7 @@ from django.db.models import Count
 
 from contacts.builder import ConditionsBuilder, builder_action
 from contacts.changes import field_watchable
-from contacts.conditions import fields_for
+from contacts.conditions import DIGITS, fields_for
 from contacts.models import MailingList
 
 from .models import Loop, LoopStep, TransactionalEmail
@@ -357,7 +357,7 @@ class PathsStepForm(StepForm):
                     self.add_error(None, f"Path {row.number}: {row.builder.error or 'fix the marked rules.'}")
                 paths.append({"name": name, "conditions": tree})
             else:
-                percent = int(row.percent) if row.percent.isdigit() and len(row.percent) <= 3 else None
+                percent = int(row.percent) if DIGITS.fullmatch(row.percent) and len(row.percent) <= 3 else None
                 if percent is None:
                     row.error = "A whole percent from 0 to 100."
                     self.add_error(None, f"Variant {row.number}: give it a whole percent from 0 to 100.")

@@ -95,3 +95,13 @@ def test_what_a_post_can_make_is_bounded():
     assert len(ConditionsBuilder("c", CATALOGUE, data=posted(many)).root.items) == MAX_RULES
     full = {**many, "builder": "add_rule:c"}
     assert len(ConditionsBuilder("c", CATALOGUE, data=posted(full)).root.items) == MAX_RULES
+
+
+def test_digits_that_are_not_ascii_are_refused_not_a_server_error():
+    for rule in [
+        {"field": "lists", "op": "in_list", "value": "²"},
+        {"field": "contact.created_at", "op": "within_last", "value": "²"},
+        {"field": "contact.created_at", "op": "within_last", "value": "٣"},
+    ]:
+        builder = ConditionsBuilder("c", CATALOGUE, data=posted(builder_post("c", {"rules": [rule]})))
+        assert builder.tree() is None and builder.root.items[0].error

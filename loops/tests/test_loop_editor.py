@@ -697,3 +697,10 @@ def test_an_upload_over_the_limit_is_refused_as_it_streams_in(logged_in, user, t
     csrf_client.force_login(user)
     small = SimpleUploadedFile("loop.json", b"{}")
     assert csrf_client.post(reverse("loops:loop-upload"), {"file": small}).status_code == 403
+
+
+@pytest.mark.parametrize("percent", ["²", "٥٠", "-1", "1e2", " "])
+def test_a_variant_percent_that_is_not_plain_digits_is_refused(logged_in, draft, percent):
+    data = paths_post([{"name": "A", "percent": percent}, {"name": "B", "percent": "50"}])
+    response = logged_in.post(reverse("loops:step-new", args=[draft.pk]), {"kind": "experiment", **data})
+    assert response.status_code == 400 and "Variant 1: give it a whole percent" in response.content.decode()
