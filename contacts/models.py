@@ -1,5 +1,7 @@
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -189,3 +191,70 @@ class ContactProperty(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.type})"
+
+
+class ContactImport(models.Model):
+    """One CSV file imported into a team's Audience (contacts.services.importing): uploaded, its columns mapped
+    to fields and properties, then run in Celery in batches. It records where it is after every batch, so a
+    worker that dies leaves it resumable, and keeps the rows it refused (ContactImportError, up to ERRORS_KEPT) for
+    download."""
+
+    STALE_AFTER = timedelta(minutes=3)  # a running import whose heartbeat is older lost its worker
+    ERRORS_KEPT = 10_000
+
+    class Status(models.TextChoices):
+        MAPPING = "mapping", "Waiting for its columns"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    filename = models.CharField(max_length=255)
+    data = models.BinaryField(editable=False)  # the file, zlib-compressed
+    columns = models.JSONField(default=list)  # the header row
+    mapping = models.JSONField(default=list, blank=True)  # per column: a target (contacts.services.importing)
+    trigger_loops = models.BooleanField(default=False)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.MAPPING)
+    total = models.PositiveIntegerField(default=0)  # data rows in the file
+    done = models.PositiveIntegerField(default=0)  # data rows handled, in file order
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claim = models.UUIDField(null=True, blank=True, editable=False)  # who runs it now (see StripeSync)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "-created_at"], name="contactimport_team_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class ContactImportError(models.Model):
+    """A row an import refused: its line in the file, why, and its cells as they were (to fix and upload again)."""
+
+    contact_import = models.ForeignKey(ContactImport, on_delete=models.CASCADE, related_name="error_rows")
+    line = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300)
+    cells = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["line"]
+        indexes = [models.Index(fields=["contact_import", "line"], name="contactimporterror_line_idx")]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"

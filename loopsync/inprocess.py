@@ -1,5 +1,5 @@
-"""Development mode without a broker: the periodic tasks that Celery beat runs in production
-(timers and waits that are due, deliveries, emails and Stripe syncs whose wake-up was lost) run in a thread of the
+"""Development mode without a broker: the periodic tasks that Celery beat runs in production (timers and waits
+that are due, deliveries, emails, Stripe syncs and contact imports whose wake-up was lost) run in a thread of the
 web process instead, so `make run` behaves like production, only slower to scale."""
 
 import logging
@@ -15,7 +15,13 @@ INTERVAL_SECONDS = 15.0
 _started = threading.Event()
 
 
-PERIODIC = (work.ADVANCE_DUE_RUNS, work.SWEEP_DELIVERIES, work.SWEEP_EMAILS, work.SWEEP_STRIPE_SYNCS)
+PERIODIC = (
+    work.ADVANCE_DUE_RUNS,
+    work.SWEEP_DELIVERIES,
+    work.SWEEP_EMAILS,
+    work.SWEEP_STRIPE_SYNCS,
+    work.SWEEP_CONTACT_IMPORTS,
+)
 
 
 def _tick() -> None:

@@ -233,6 +233,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep-deliveries": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
     "webhooks-sweep-stripe-syncs": {"task": "webhooks.tasks.sweep_stripe_syncs", "schedule": 60.0},
+    "contacts-sweep-imports": {"task": "contacts.tasks.sweep_contact_imports", "schedule": 60.0},
     "loops-advance-due-runs": {"task": "loops.tasks.advance_due_runs", "schedule": 15.0},
     "loops-sweep-emails": {"task": "loops.tasks.sweep_emails", "schedule": 60.0},
 }

@@ -1,4 +1,4 @@
-"""Contact use cases: syncing from Stripe, editing, the API's upsert.
+"""Contact use cases: syncing from Stripe, editing, the API's upsert, CSV import and export.
 
 One module per use case. Views, API views, tasks, commands and the admin call these. Each public name is
 re-exported here, so `from contacts.services import ...` works (operators' scripts in `manage.py shell`)."""
@@ -14,6 +14,17 @@ from .editing import (
     contact_save,
     contact_set_subscribed,
     resubscribe_refused,
+)
+from .exporting import contacts_rows, csv_lines
+from .importing import (
+    ImportError_,
+    import_create,
+    import_errors_rows,
+    import_run,
+    import_scan,
+    import_start,
+    imports_sweep,
+    mapping_proposed,
 )
 from .lists import (
     NAME_TAKEN,
@@ -52,6 +63,16 @@ from .upserting import (
 
 __all__ = [
     "ContactConflict",
+    "ImportError_",
+    "contacts_rows",
+    "csv_lines",
+    "import_create",
+    "import_errors_rows",
+    "import_run",
+    "import_scan",
+    "import_start",
+    "imports_sweep",
+    "mapping_proposed",
     "ContactKey",
     "EMAIL_TAKEN",
     "NAME_TAKEN",
