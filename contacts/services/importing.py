@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,6 +44,9 @@ from ..signals import contacts_created
 from .exporting import cell_unsafe
 from .properties import PROPERTY_KEY, RESERVED_KEYS, _properties_declare
 from .syncing import ContactKey, contacts_lock
+
+if TYPE_CHECKING:
+    import _csv
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ def _decode(raw: bytes) -> str:
         raise ImportError_("The file is not UTF-8 text: save it from your spreadsheet as “CSV UTF-8”.") from None
 
 
-def _rows(text: str) -> Iterator[list[str]]:
+def _rows(text: str) -> "_csv.Reader":
     csv.field_size_limit(settings.PROPERTY_VALUE_MAX_CHARS + 1)  # a longer cell is a csv.Error, named
     return csv.reader(io.StringIO(text, newline=""))
 
@@ -162,7 +165,7 @@ def _scan(text: str) -> Scan:
         if len(header) > IMPORT_MAX_COLUMNS:
             raise ImportError_(f"A file has at most {IMPORT_MAX_COLUMNS} columns; this one has {len(header):,}.")
         columns = [Column(cell.strip()[:120]) for cell in header]
-        total, preview = 0, []
+        total, preview = 0, list[list[str]]()
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
