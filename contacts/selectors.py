@@ -2,13 +2,13 @@
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 
 from accounts.models import Team
 from loopsync.keyset import after, cursor_decode, cursor_encode
 
-from .models import Contact
+from .models import Contact, MailingList
 
 PAGE_SIZE = 50
 # A search term shorter than this matches the start of an email, first or last name ("al" finds Alice and
@@ -36,6 +36,24 @@ class Page:
     continued: bool = False  # True: it continues after a cursor (a later page), not the first page
 
 
+def audience_filter(*, team: Team, params, livemode: bool = True) -> tuple[AudienceFilter, MailingList | None, bool]:
+    """The Audience's filters from a query string (`params`): the filter, the team's mailing list it names, and
+    whether it can match anyone (False for `?list=` naming a list that is not the team's)."""
+    list_id = str(params.get("list", ""))[:20]
+    mailing_list = (
+        MailingList.objects.filter(team=team, pk=list_id).first() if list_id.isascii() and list_id.isdigit() else None
+    )
+    filters = AudienceFilter(
+        q=str(params.get("q", ""))[:200],
+        source=str(params.get("source", ""))[:64],
+        subscribed=str(params.get("subscribed", "")),
+        oldest_first=params.get("sort") == "oldest",
+        mailing_list_id=mailing_list.pk if mailing_list else 0,
+        livemode=livemode,
+    )
+    return filters, mailing_list, not (list_id and mailing_list is None)
+
+
 def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contact]:
     contacts = Contact.objects.filter(team=team, livemode=filters.livemode)
     # A NUL can be in no PostgreSQL text column, and psycopg refuses it in a parameter (a 500): drop it.
@@ -53,6 +71,35 @@ def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contac
     if filters.mailing_list_id:
         contacts = contacts.filter(listmembership__mailing_list_id=filters.mailing_list_id)
     return contacts
+
+
+COUNT_BUDGET_MS = 1_000  # a count that takes longer is shown as "more than … can count"
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int | None  # the team's contacts (live or test); None: not counted within COUNT_BUDGET_MS
+    matching: int | None  # those the filters match (None also when nothing is filtered)
+
+
+def bounded_count(contacts: QuerySet) -> int | None:
+    """COUNT(*), or None when it takes over COUNT_BUDGET_MS (PostgreSQL's statement_timeout, for this statement
+    only): a team of millions never holds the page up."""
+    if connection.vendor != "postgresql":
+        return contacts.count()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [COUNT_BUDGET_MS])
+            return contacts.count()
+    except OperationalError:  # canceled: the savepoint is rolled back, the connection fine
+        return None
+
+
+def audience_counts(*, team: Team, filters: AudienceFilter, filtered: bool) -> Counts:
+    total = bounded_count(Contact.objects.filter(team=team, livemode=filters.livemode))
+    matching = bounded_count(audience_queryset(team=team, filters=filters)) if filtered else None
+    return Counts(total=total, matching=matching)
 
 
 def audience_page(*, team: Team, filters: AudienceFilter, cursor: str = "", size: int = PAGE_SIZE) -> Page:

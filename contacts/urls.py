@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import list_views, views
+from . import import_views, list_views, views
 
 app_name = "contacts"
 
@@ -11,6 +11,12 @@ urlpatterns = [
     path("<int:pk>/edit/", views.contact_edit, name="edit"),
     path("<int:pk>/delete/", views.contact_delete, name="delete"),
     path("<int:pk>/subscription/", views.contact_subscription, name="subscription"),
+    path("import/", import_views.import_index, name="imports"),
+    path("import/upload/", import_views.import_upload, name="import-upload"),
+    path("import/<int:pk>/", import_views.import_detail, name="import"),
+    path("import/<int:pk>/cancel/", import_views.import_cancel, name="import-cancel"),
+    path("import/<int:pk>/refused.csv", import_views.import_errors, name="import-errors"),
+    path("export.csv", import_views.contacts_export, name="export"),
     path("lists/", list_views.list_index, name="lists"),
     path("lists/new/", list_views.list_new, name="list-new"),
     path("lists/<int:pk>/edit/", list_views.list_edit, name="list-edit"),

@@ -22,19 +22,17 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     # ?list=<id>: the contacts on one of the team's lists; an id that is not one of them matches no contact.
     mailing_lists = list(MailingList.objects.filter(team=team)) if team else []
     list_id = request.GET.get("list", "")[:20]
-    mailing_list = next((m for m in mailing_lists if str(m.pk) == list_id), None)
-    filters = selectors.AudienceFilter(
-        q=request.GET.get("q", "")[:200],
-        source=request.GET.get("source", "")[:64],
-        subscribed=request.GET.get("subscribed", ""),
-        oldest_first=request.GET.get("sort") == "oldest",
-        mailing_list_id=mailing_list.pk if mailing_list else 0,
-        livemode=not test_data_requested(request),
+    filters, mailing_list, can_match = (
+        selectors.audience_filter(team=team, params=request.GET, livemode=not test_data_requested(request))
+        if team
+        else (selectors.AudienceFilter(), None, False)
     )
-    if not team or (list_id and mailing_list is None):
+    if not team or not can_match:
         page = selectors.Page(contacts=[], next_cursor="") if team else None
     else:
         page = selectors.audience_page(team=team, filters=filters, cursor=cursor)
+    filtered = bool(filters.q or filters.source or filters.subscribed or list_id)
+    counts = selectors.audience_counts(team=team, filters=filters, filtered=filtered and can_match) if team else None
     context = {
         "page": page,
         "filters": filters,
@@ -42,7 +40,8 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "mailing_lists": mailing_lists,
         "list_id": list_id,
         "mailing_list": mailing_list,
-        "filtered": bool(filters.q or filters.source or filters.subscribed or list_id),
+        "filtered": filtered,
+        "counts": counts,
         "querystring": request.GET.copy(),
         "test_data": not filters.livemode,
     }
