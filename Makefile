@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/emails.py $(EMAIL_BENCH_ARGS)
 	$(BIN)/python bench/audience.py $(AUDIENCE_BENCH_ARGS)
+	$(BIN)/python bench/contacts_csv.py $(CSV_BENCH_ARGS)
 
 # Against Redis: CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (and DATABASE_URL) in the environment or .env.
 worker: install
