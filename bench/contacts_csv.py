@@ -159,7 +159,8 @@ def main() -> int:
                     copy.write(chunk)
         reference_export = time.perf_counter() - started
         say(
-            f"Export:  {export_seconds:6.2f} s ({args.rows / export_seconds:,.0f} rows/s, {len(exported) / 1e6:.1f} MB); "
+            f"Export:  {export_seconds:6.2f} s ({args.rows / export_seconds:,.0f} rows/s, "
+            f"{len(exported) / 1e6:.1f} MB); "
             f"PostgreSQL's COPY {reference_export:.2f} s: {export_seconds / reference_export:.1f}x its time"
         )
         again, again_seconds = import_(second, exported)
