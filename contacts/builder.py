@@ -82,16 +82,27 @@ class ConditionsBuilder:
             self.root = _from_tree(tree or {}, prefix, depth=1)
         if not self.root.items:
             self.root.items.append(Item("", depth=1))
-        _renumber(self.root, prefix)
         self.error = ""
         for item in _all(self.root):
             known = catalogue.get(item.field)
             item.operators = [(kind, list(OPERATORS[kind].items())) for kind in ([known.type] if known else OPERATORS)]
             item.is_list = bool(known and known.type == LIST)
+        self.rename(prefix, title)
+
+    def rename(self, prefix: str, title: str) -> None:
+        """Put the builder at `prefix` (its inputs' names) with `title` (its labels): also when a form moves it."""
+        self.prefix, self.title = prefix, title
+        _renumber(self.root, prefix)
+        for item in _all(self.root):
             number = ".".join(str(int(n) + 1) for n in item.prefix[len(prefix) + 1 :].split("-"))
             kind = "group" if item.group else "rule"
             item.name = f"{title} {kind} {number}" if title else f"{kind.title()} {number}"
         self.root.name = title or "Conditions"
+
+    @property
+    def empty(self) -> bool:
+        """No rule names a field: the tree matches everyone (a branch's catch-all)."""
+        return not any(item.field for item in _all(self.root) if not item.group)
 
     # --- what the template draws -------------------------------------------------------------------
 

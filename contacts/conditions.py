@@ -193,7 +193,10 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         high = str(rule.get("value2", "")).strip()
         if _number(high) is None:
             raise ValidationError(f"{field.label} between: enter two numbers.")
-        cleaned["value2"] = high
+        low = cleaned["value"]
+        if _number(low) > _number(high):  # "between 10 and 5": the same range, said the usual way
+            low, high = high, low
+        cleaned["value"], cleaned["value2"] = low, high
     return cleaned
 
 
@@ -346,7 +349,10 @@ def conditions_describe(tree: Mapping | None, catalogue: Mapping[str, Field] | N
         field = (catalogue or DEFAULT_LABELS).get(rule["field"])
         label = field.label if field else rule["field"].removeprefix("contact.properties.").removeprefix("event.")
         words = OPERATORS_ANY.get(rule["op"], rule["op"])
-        if rule["op"] in UNARY:
+        if rule["field"] == "lists" and field is not None:
+            name = dict(field.choices).get(int(rule.get("value", 0) or 0), f"#{rule.get('value')}")
+            parts.append(f"{'on' if rule['op'] == 'in_list' else 'not on'} the list “{name}”")
+        elif rule["op"] in UNARY:
             parts.append(f"{label} {words}")
         elif rule["op"] == "between":
             parts.append(f"{label} between {rule.get('value')} and {rule.get('value2')}")

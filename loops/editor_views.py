@@ -70,6 +70,7 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
             "suggestions": trigger_name_suggestions(team=loop.team),
             "add_form": AddStepForm(),
             "editable": loop.status != Loop.Status.ARCHIVED,
+            "catalogue": selectors.condition_fields(loop=loop),
         },
         status=status,
     )
@@ -173,10 +174,10 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
     kind = _kind(request.POST.get("kind") or request.GET.get("kind", ""))
     place = _place(request, loop)
     instance = LoopStep(kind=kind, team_id=loop.team_id, loop=loop)
+    if refused := _archived(request, loop):  # its step pages too: nothing there can be saved
+        return refused
     if request.method != "POST":
         return _render_step(request, loop, _form(kind, loop, instance=instance), kind=kind, place=place)
-    if refused := _archived(request, loop):
-        return refused
     if builder_action(request.POST):  # a filter builder's button ("Add a rule"…): the form again, changed, unsaved
         form = _form(kind, loop, instance=instance, initial=request.POST.dict())
         return _render_step(request, loop, form, kind=kind, place=place)
@@ -202,10 +203,10 @@ def step_new(request: HttpRequest, pk: int) -> HttpResponse:
 def step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
-    if request.method != "POST":
-        return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
     if refused := _archived(request, loop):
         return refused
+    if request.method != "POST":
+        return _render_step(request, loop, _form(step.kind, loop, instance=step), step=step, kind=step.kind)
     if builder_action(request.POST):
         form = _form(step.kind, loop, instance=step, initial=request.POST.dict())
         return _render_step(request, loop, form, step=step, kind=step.kind)
@@ -236,9 +237,9 @@ def step_move(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
 def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
     loop = _loop(request, pk)
     step = _step(loop, step_pk)
+    if refused := _archived(request, loop):
+        return refused
     if request.method == "POST":
-        if refused := _archived(request, loop):
-            return refused
         removal = services.step_remove(step=step)
         messages.success(
             request,
@@ -246,9 +247,13 @@ def step_delete(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
             + (f" with {removal.steps - 1} step(s) under it." if removal.steps > 1 else "."),
         )
         return redirect("loops:loop", pk=loop.pk)
-    return render(
-        request, "loops/step_delete.html", {"loop": loop, "step": step, "removal": services.step_removal(step=step)}
-    )
+    context = {
+        "loop": loop,
+        "step": step,
+        "removal": services.step_removal(step=step),
+        "catalogue": selectors.condition_fields(loop=loop),
+    }
+    return render(request, "loops/step_delete.html", context)
 
 
 # --- preview and test email ----------------------------------------------------------------------

@@ -299,7 +299,7 @@ class PathsStepForm(StepForm):
         self.paths = self._read(self.posted) if self.posted is not None else self._saved()
         action = builder_action(self.posted or {})
         if action == ("add_path", "") and len(self.paths) < LoopStep.MAX_PATHS:
-            self.paths.append(self._row(len(self.paths), {"name": f"Path {len(self.paths) + 1}"}))
+            self._path_add()
         elif action and action[0] == "remove_path" and len(self.paths) > 2:
             last = self.paths[-1].port
             if action[1] == str(last) and not used.get(last):
@@ -308,6 +308,21 @@ class PathsStepForm(StepForm):
             row.steps = used.get(row.port, 0)
         if len(self.paths) > 2 and not self.paths[-1].steps:
             self.paths[-1].removable = True
+
+    def _path_add(self) -> None:
+        """A new path at the end; for a branch whose last path is the catch-all (no rules, no steps under it yet),
+        just before it, so that the catch-all stays last."""
+        port = len(self.paths)
+        new = self._row(port, {"name": f"{self.noun} {port + 1}", "percent": 0})
+        last = self.paths[-1] if self.paths else None
+        catch_all = last is not None and last.builder is not None and last.builder.empty
+        if self.branch and catch_all and last is not None and not self.used.get(last.port):
+            assert last.builder is not None and new.builder is not None
+            new.name, last.name = last.name, f"{self.noun} {last.port + 1}"
+            new.builder, last.builder = last.builder, new.builder
+            new.builder.rename(f"path-{new.port}-c", f"Path {new.port + 1}")
+            last.builder.rename(f"path-{last.port}-c", f"Path {last.port + 1}")
+        self.paths.append(new)
 
     @property
     def can_add(self) -> bool:
@@ -381,6 +396,13 @@ class UpdateContactStepForm(StepForm):
                 self.add_error(field, problem)
 
 
+UPDATE_ROWS = {
+    "update_property": "set_property clear_property",
+    "update_value": "set_property",
+    "update_list": "join_list leave_list",
+}
+
+
 def step_form(kind: str, *args, **kwargs) -> StepForm:
     form = step_form_class(kind)(*args, **kwargs)
     if kind == LoopStep.Kind.UPDATE_CONTACT:
@@ -388,6 +410,12 @@ def step_form(kind: str, *args, **kwargs) -> StepForm:
         form.fields["update_list"].queryset = MailingList.objects.filter(team_id=team_id).order_by("name")
         form.fields["update_action"].required = True
         form.fields["update_action"].error_messages["required"] = "Choose what to change."
+        # The fields of the chosen change only (static/css/app.css, by :has()); the property picks a known key
+        for name, actions in UPDATE_ROWS.items():
+            form.fields[name].wrapper_attrs = {"data-for-action": actions}  # type: ignore[attr-defined]
+        keys = [key for key, _, _ in team_properties(team_id=team_id)]
+        form.fields["update_property"].widget.attrs.update(list="property-keys", autocomplete="off")
+        form.property_keys = keys  # type: ignore[attr-defined]
     return form
 
 

@@ -71,9 +71,12 @@ def _node(step: LoopStep, lists: dict[int, str]) -> dict[str, Any]:
             }
         )
     elif kind == LoopStep.Kind.FILTER:
-        node["conditions"] = step.conditions
+        node["conditions"] = _lists_named(step.conditions, lists)
     elif kind == LoopStep.Kind.BRANCH:
-        node["paths"] = [{"name": p.get("name", ""), "conditions": p.get("conditions") or None} for p in step.paths]
+        node["paths"] = [
+            {"name": p.get("name", ""), "conditions": _lists_named(p.get("conditions"), lists) or None}
+            for p in step.paths
+        ]
     elif kind == LoopStep.Kind.EXPERIMENT:
         node["variants"] = [
             {"name": p.get("name", ""), "percent": p.get("percent", 0), "control": bool(p.get("control"))}
@@ -84,6 +87,42 @@ def _node(step: LoopStep, lists: dict[int, str]) -> dict[str, Any]:
         if step.update_list_id:
             node["list"] = lists.get(step.update_list_id, "")
     return node
+
+
+def _lists_named(tree: Any, lists: dict[int, str]) -> Any:
+    """A condition tree with its mailing lists by name, not id: the JSON works in another team that has lists of
+    those names."""
+    if not isinstance(tree, dict) or "rules" not in tree:
+        return tree
+    rules = []
+    for rule in tree["rules"]:
+        if "rules" in rule:
+            rules.append(_lists_named(rule, lists))
+        elif rule.get("field") == "lists":
+            rules.append({**rule, "value": lists.get(int(rule.get("value") or 0), rule.get("value"))})
+        else:
+            rules.append(rule)
+    return {**tree, "rules": rules}
+
+
+def _lists_by_id(tree: Any, team: Team, where: str) -> Any:
+    """The other way: each `lists` rule's list name made the team's list id (an id, as older files have, is
+    kept and checked as one)."""
+    if not isinstance(tree, dict) or not isinstance(tree.get("rules"), list):
+        return tree
+    rules = []
+    for rule in tree["rules"][:100]:
+        if isinstance(rule, dict) and "rules" in rule:
+            rules.append(_lists_by_id(rule, team, where))
+        elif isinstance(rule, dict) and rule.get("field") == "lists":
+            name = str(rule.get("value", ""))[:120]
+            found = MailingList.objects.filter(team=team, name=name).values_list("pk", flat=True).first()
+            if found is None and not (name.isascii() and name.isdigit()):
+                _fail(where, f"no mailing list is named “{name[:80]}” in this team")
+            rules.append({**rule, "value": str(found) if found is not None else name})
+        else:
+            rules.append(rule)
+    return {**tree, "rules": rules}
 
 
 def _trigger(loop: Loop) -> dict[str, Any]:
@@ -234,7 +273,8 @@ def _step(team: Team, node: dict, where: str, catalogue) -> LoopStep:
                 _fail(f"{where}.{name}", "continue or stop")
             setattr(step, name, then)
     elif kind == LoopStep.Kind.FILTER:
-        step.conditions = _conditions(node.get("conditions"), f"{where}.conditions", catalogue)
+        tree = _lists_by_id(node.get("conditions"), team, f"{where}.conditions")
+        step.conditions = _conditions(tree, f"{where}.conditions", catalogue)
     elif kind == LoopStep.Kind.BRANCH:
         paths = node.get("paths")
         if not isinstance(paths, list):
@@ -242,7 +282,11 @@ def _step(team: Team, node: dict, where: str, catalogue) -> LoopStep:
         step.paths = [
             {
                 "name": _text(path.get("name"), f"{where}.paths[{i}].name", limit=80),
-                "conditions": _conditions(path.get("conditions"), f"{where}.paths[{i}].conditions", catalogue),
+                "conditions": _conditions(
+                    _lists_by_id(path.get("conditions"), team, f"{where}.paths[{i}].conditions"),
+                    f"{where}.paths[{i}].conditions",
+                    catalogue,
+                ),
             }
             for i, path in enumerate(_objects(paths, f"{where}.paths"))
         ]

@@ -6,9 +6,10 @@ register = template.Library()
 
 
 @register.filter
-def conditions_text(tree) -> str:
-    """A condition tree in words (escaped by the template as any text)."""
-    return conditions_describe(tree)
+def conditions_text(tree, catalogue=None) -> str:
+    """A condition tree in words, with the labels and list names of `catalogue` (the loop's fields, when the view
+    gives them), escaped by the template as any text."""
+    return conditions_describe(tree, catalogue or None)
 
 
 @register.filter

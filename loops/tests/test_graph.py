@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from conftest import chain_steps, main_line
-from contacts.models import Contact
+from contacts.models import Contact, MailingList
 from loops.models import Loop, LoopRun, LoopStep, step_key
 from loops.selectors import loop_outline
 from loops.services import (
@@ -202,3 +202,18 @@ def test_a_step_inserted_before_the_one_a_run_has_yet_to_start_is_sent_to_it(eag
     step_insert(loop=loop, step=email("Late"), parent=main_line(loop)[1])  # just before the timer it is in
     after_the_timer(eager)
     assert subjects(mailoutbox, contact) == ["Between", "C"]
+
+
+def test_a_loops_json_names_its_mailing_lists_so_it_works_in_another_team(team, other_team):
+    ours = MailingList.objects.create(team=team, name="VIP")
+    loop = Loop.objects.create(team=team, name="Lists", trigger_event_name="go")
+    tree = {"match": "all", "rules": [{"field": "lists", "op": "in_list", "value": str(ours.pk)}]}
+    chain_steps(loop, LoopStep(kind="filter", conditions=tree), email("A"))
+    spec = loop_export(loop=loop)
+    assert spec["nodes"][0]["conditions"]["rules"][0]["value"] == "VIP"
+    with pytest.raises(ValidationError, match="no mailing list is named “VIP” in this team"):
+        loop_import(team=other_team, spec=spec)
+    theirs = MailingList.objects.create(team=other_team, name="VIP")
+    imported = loop_import(team=other_team, spec=spec)
+    assert main_line(imported)[0].conditions["rules"][0]["value"] == str(theirs.pk)
+    assert json.dumps(loop_export(loop=imported), sort_keys=True) == json.dumps(spec, sort_keys=True)

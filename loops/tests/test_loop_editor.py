@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from conftest import builder_post, main_line, paths_post
-from contacts.models import Contact
+from contacts.models import Contact, MailingList
 from loops.models import EmailMessage, Event, Loop, LoopRun, LoopStep
 from loops.services import loop_archive
 from loops.services.specs import MAX_SPEC_BYTES
@@ -196,7 +196,7 @@ def test_the_removal_confirmation_says_where_the_runs_at_the_step_go(logged_in, 
     confirm = html.unescape(logged_in.get(reverse("loops:step-delete", args=[draft.pk, wait.pk])).content.decode())
     assert f"1 contact at this step goes on now with the next one, step 3 (send email “{last.subject}”)." in confirm
     confirm = html.unescape(logged_in.get(reverse("loops:step-delete", args=[draft.pk, last.pk])).content.decode())
-    assert "It is the last step on its way. 1 contact at this step finishes the loop now." in confirm
+    assert "No step follows it. 1 contact at this step finishes the loop now." in confirm
 
 
 def test_removing_a_step_keeps_the_emails_it_sent(logged_in, team, draft):
@@ -704,3 +704,54 @@ def test_a_variant_percent_that_is_not_plain_digits_is_refused(logged_in, draft,
     data = paths_post([{"name": "A", "percent": percent}, {"name": "B", "percent": "50"}])
     response = logged_in.post(reverse("loops:step-new", args=[draft.pk]), {"kind": "experiment", **data})
     assert response.status_code == 400 and "Variant 1: give it a whole percent" in response.content.decode()
+
+
+def test_a_new_path_goes_before_the_catch_all_and_a_new_variant_starts_at_zero(logged_in, draft):
+    url = reverse("loops:step-new", args=[draft.pk])
+    rule = {"rules": [{"field": "contact.subscribed", "op": "is_true"}]}
+    branch = paths_post([{"name": "Subscribed", "conditions": rule}, {"name": "Everyone else"}])
+    page = logged_in.post(url, {"kind": "branch", **branch, "builder": "add_path:"}).content.decode()
+    names = re.findall(r'name="path-(\d)-name" id="id_path-\d-name" value="([^"]*)"', page)
+    assert names == [("0", "Subscribed"), ("1", "Path 2"), ("2", "Everyone else")]
+    assert 'name="path-1-c-0-field"' in page and 'name="path-2-c-0-field"' in page
+    variants = paths_post([{"name": "A", "percent": 50}, {"name": "B", "percent": 50}])
+    page = logged_in.post(url, {"kind": "experiment", **variants, "builder": "add_path:"}).content.decode()
+    assert 'id="id_path-2-name" value="Variant 3"' in page and 'id="id_path-2-percent" value="0"' in page
+
+
+def test_summaries_name_fields_and_lists_and_between_reads_low_to_high(logged_in, team, draft):
+    newsletter = MailingList.objects.create(team=team, name="Newsletter")
+    url = reverse("loops:step-new", args=[draft.pk])
+    rules = {
+        "match": "all",
+        "rules": [
+            {"field": "contact.properties.planAmount", "op": "between", "value": "10", "value2": "5"},
+            {"field": "lists", "op": "in_list", "value": str(newsletter.pk)},
+        ],
+    }
+    assert logged_in.post(url, {"kind": "filter", **builder_post("c", rules)}).status_code == 302
+    assert main_line(draft)[-1].conditions["rules"][0] == {
+        "field": "contact.properties.planAmount", "op": "between", "value": "5", "value2": "10"
+    }  # fmt: skip
+    page = html.unescape(logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode())
+    assert "Continue only if Plan amount between 5 and 10 and on the list “Newsletter”." in page
+
+
+def test_an_archived_loops_step_pages_send_back_to_the_loop(logged_in, draft):
+    first = main_line(draft)[0]
+    loop_archive(loop=draft)
+    for url in (
+        reverse("loops:step", args=[draft.pk, first.pk]),
+        reverse("loops:step-new", args=[draft.pk]) + "?kind=email",
+        reverse("loops:step-delete", args=[draft.pk, first.pk]),
+    ):
+        response = logged_in.get(url)
+        assert response.status_code == 302 and response.url == reverse("loops:loop", args=[draft.pk]), url
+    page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
+    assert '<fieldset class="plain" disabled>' in page
+
+
+def test_the_update_contact_form_marks_each_field_with_its_changes(logged_in, team, draft):
+    page = logged_in.get(reverse("loops:step-new", args=[draft.pk]), {"kind": "update_contact"}).content.decode()
+    assert 'data-for-action="set_property clear_property"' in page and 'data-for-action="join_list leave_list"' in page
+    assert '<datalist id="property-keys">' in page and '<option value="planName">' in page

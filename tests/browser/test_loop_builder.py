@@ -74,8 +74,9 @@ def test_a_branching_loop_built_from_scratch_sends_each_contact_down_its_path(pa
     expect(page.get_by_label("Path 1: name", exact=True)).to_have_value("Pro")
     page.get_by_label("Path 1 rule 1: condition", exact=True).select_option("equals")
     page.get_by_label("Path 1 rule 1: value", exact=True).fill("pro")
-    page.get_by_role("button", name="Add a path", exact=True).click()
-    expect(page.get_by_label("Path 3: name", exact=True)).to_have_value("Path 3")
+    page.get_by_role("button", name="Add a path", exact=True).click()  # before the catch-all, which stays last
+    expect(page.get_by_label("Path 2: name", exact=True)).to_have_value("Path 2")
+    expect(page.get_by_label("Path 3: name", exact=True)).to_have_value("Everyone else")
     expect(page.get_by_label("Path 1 rule 1: value", exact=True)).to_have_value("pro")
     page.get_by_label("Path 2: name", exact=True).fill("Team or trial")
     page.get_by_label("Path 2: match", exact=True).select_option("any")
@@ -90,7 +91,6 @@ def test_a_branching_loop_built_from_scratch_sends_each_contact_down_its_path(pa
     pick_field(page, "Path 2 rule 2.2", "contact.subscribed", 2)
     page.get_by_label("Path 2 rule 2.2: condition", exact=True).select_option("is_true")
     expect(page.get_by_label("Path 2 rule 2.2: value", exact=True)).to_be_hidden()  # "is true" takes none
-    page.get_by_label("Path 3: name", exact=True).fill("Everyone else")
     shots(page, "branch-form")
     page.get_by_role("button", name="Add step", exact=True).click()
     expect(page.get_by_role("status").filter(has_text="Branch added.")).to_be_visible()
