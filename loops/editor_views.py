@@ -55,6 +55,10 @@ def _kind(value: str) -> str:
 
 
 def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = None, status: int = 200):
+    form = form or LoopForm(instance=loop)
+    if loop.status == Loop.Status.ARCHIVED:  # read-only until it is restored
+        for field in form.fields.values():
+            field.disabled = True
     counted = loop.runs.values("status").annotate(n=Count("id")).order_by("status")
     runs = [(row["status"], LoopRun.Status(row["status"]).label, row["n"]) for row in counted]
     return render(
@@ -62,7 +66,7 @@ def _render_loop(request: HttpRequest, loop: Loop, *, form: LoopForm | None = No
         "loops/loop.html",
         {
             "loop": loop,
-            "form": form or LoopForm(instance=loop),
+            "form": form,
             "nodes": selectors.loop_outline(loop=loop),
             "runs": runs,
             "problems": services.loop_activation_errors(loop) if loop.status != Loop.Status.ACTIVE else [],

@@ -748,7 +748,7 @@ def test_an_archived_loops_step_pages_send_back_to_the_loop(logged_in, draft):
         response = logged_in.get(url)
         assert response.status_code == 302 and response.url == reverse("loops:loop", args=[draft.pk]), url
     page = logged_in.get(reverse("loops:loop", args=[draft.pk])).content.decode()
-    assert '<fieldset class="plain" disabled>' in page
+    assert re.search(r'<input type="text" name="name" value="Stripe - Payment Failed"[^>]* disabled', page)
 
 
 def test_the_update_contact_form_marks_each_field_with_its_changes(logged_in, team, draft):
