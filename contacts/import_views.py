@@ -144,10 +144,12 @@ def _safe(name: str) -> str:
 @login_required
 def contacts_export(request: HttpRequest) -> HttpResponse:
     """The Audience as its filters show it (search, source, subscribed, list, test data), as CSV, streamed."""
-    filters, _, can_match = selectors.audience_filter(
-        team=request.team, params=request.GET, livemode=not test_data_requested(request)
+    query = selectors.audience_filter(team=request.team, params=request.GET, livemode=not test_data_requested(request))
+    contacts = (
+        selectors.audience_queryset(team=request.team, filters=query.filters)
+        if query.can_match
+        else Contact.objects.none()
     )
-    contacts = selectors.audience_queryset(team=request.team, filters=filters) if can_match else Contact.objects.none()
     stamp = timezone.now().strftime("%Y-%m-%d")
     return _csv_response(
         services.csv_lines(services.contacts_rows(team=request.team, contacts=contacts)), f"contacts-{stamp}.csv"

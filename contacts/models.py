@@ -258,3 +258,21 @@ class ContactImportError(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class Segment(models.Model):
+    """A saved filter of the Audience: a condition tree (contacts.conditions) with a name, unique in the team in
+    any case. The Audience, its export and its bulk actions select with it (contacts.querying)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=120)
+    conditions = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(Lower("name"), "team", name="segment_team_name_uniq")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,7 +8,11 @@ from django.db.models import Q, QuerySet
 from accounts.models import Team
 from loopsync.keyset import after, cursor_decode, cursor_encode
 
-from .models import Contact, MailingList
+from .billing import BILLING_LABELS, BILLING_PROPERTIES
+from .builder import ConditionsBuilder
+from .conditions import Field, fields_for
+from .models import Contact, ContactProperty, MailingList, Segment
+from .querying import conditions_q
 
 PAGE_SIZE = 50
 # A search term shorter than this matches the start of an email, first or last name ("al" finds Alice and
@@ -27,6 +31,27 @@ class AudienceFilter:
     mailing_list_id: int = 0
     # False: the test-mode contacts (the "Test data" switch), kept apart from live ones.
     livemode: bool = True
+    # A checked condition tree (contacts.conditions): a segment's, the filter builder's, or both together
+    conditions: dict | None = None
+
+
+@dataclass
+class AudienceQuery:
+    """The Audience's filters as a query string gives them: the filter, the team's mailing list and segment it
+    names, the filter builder as typed (with its mistakes), and whether it can match anyone (not for `?list=` or
+    `?segment=` naming one that is not the team's, nor while the builder has a mistake)."""
+
+    filters: AudienceFilter
+    mailing_list: MailingList | None
+    segment: Segment | None
+    builder: ConditionsBuilder
+    can_match: bool
+    advanced: bool  # the filter builder has rules
+
+    @property
+    def filtered(self) -> bool:
+        f = self.filters
+        return bool(f.q or f.source or f.subscribed or f.mailing_list_id or self.segment or self.advanced)
 
 
 @dataclass(frozen=True)
@@ -36,13 +61,16 @@ class Page:
     continued: bool = False  # True: it continues after a cursor (a later page), not the first page
 
 
-def audience_filter(*, team: Team, params, livemode: bool = True) -> tuple[AudienceFilter, MailingList | None, bool]:
-    """The Audience's filters from a query string (`params`): the filter, the team's mailing list it names, and
-    whether it can match anyone (False for `?list=` naming a list that is not the team's)."""
+def audience_filter(*, team: Team, params, livemode: bool = True) -> AudienceQuery:
+    """The Audience's filters from a query string (`params`): search, source, subscribed, list, sort, a segment
+    (`segment=<id>`) and the filter builder's rows (`c-…`, contacts.builder)."""
     list_id = str(params.get("list", ""))[:20]
-    mailing_list = (
-        MailingList.objects.filter(team=team, pk=list_id).first() if list_id.isascii() and list_id.isdigit() else None
-    )
+    mailing_list = MailingList.objects.filter(team=team, pk=list_id).first() if _an_id(list_id) else None
+    segment_id = str(params.get("segment", ""))[:20]
+    segment = Segment.objects.filter(team=team, pk=segment_id).first() if _an_id(segment_id) else None
+    builder = ConditionsBuilder("c", audience_catalogue(team=team), data=params if "c-match" in params else None)
+    tree = builder.tree() if "c-match" in params else {"match": "all", "rules": []}
+    trees = [t for t in ((segment.conditions if segment else None), tree) if t and t.get("rules")]
     filters = AudienceFilter(
         q=str(params.get("q", ""))[:200],
         source=str(params.get("source", ""))[:64],
@@ -50,8 +78,14 @@ def audience_filter(*, team: Team, params, livemode: bool = True) -> tuple[Audie
         oldest_first=params.get("sort") == "oldest",
         mailing_list_id=mailing_list.pk if mailing_list else 0,
         livemode=livemode,
+        conditions={"match": "all", "rules": trees} if trees else None,
     )
-    return filters, mailing_list, not (list_id and mailing_list is None)
+    can_match = not (list_id and mailing_list is None) and not (segment_id and segment is None) and tree is not None
+    return AudienceQuery(filters, mailing_list, segment, builder, can_match, advanced=bool(tree and tree["rules"]))
+
+
+def _an_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) < 19
 
 
 def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contact]:
@@ -70,7 +104,22 @@ def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contac
         contacts = contacts.filter(subscribed=filters.subscribed == "yes")
     if filters.mailing_list_id:
         contacts = contacts.filter(listmembership__mailing_list_id=filters.mailing_list_id)
+    if filters.conditions:
+        contacts = contacts.filter(conditions_q(filters.conditions))
     return contacts
+
+
+def team_properties(*, team_id: int) -> list[tuple[str, str, str]]:
+    """(key, label, type) of the built-in billing properties and of the team's declared ones."""
+    built_in = [(key, BILLING_LABELS.get(key, key), kind) for key, kind in BILLING_PROPERTIES.items()]
+    return built_in + list(ContactProperty.objects.filter(team_id=team_id).values_list("key", "label", "type"))
+
+
+def audience_catalogue(*, team: Team) -> dict[str, Field]:
+    """What the Audience's filters and segments may name: the contact's fields, the built-in billing properties
+    and the team's declared ones, and its mailing lists (no event: there is none)."""
+    lists = dict(MailingList.objects.filter(team=team).values_list("pk", "name"))
+    return fields_for(properties=team_properties(team_id=team.pk), lists=lists)
 
 
 COUNT_BUDGET_MS = 1_000  # a count that takes longer is shown as "more than … can count"

@@ -9,9 +9,10 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.selectors import team_object_or_404
 from loopsync.testdata import test_data_requested
 
-from . import selectors, services
+from . import segment_views, selectors, services
+from .conditions import conditions_describe
 from .forms import ContactForm
-from .models import Contact, MailingList
+from .models import Contact, MailingList, Segment
 
 
 @login_required
@@ -19,27 +20,31 @@ from .models import Contact, MailingList
 def contact_list(request: HttpRequest) -> HttpResponse:
     team = request.team or None
     cursor = request.GET.get("after", "")
-    # ?list=<id>: the contacts on one of the team's lists; an id that is not one of them matches no contact.
+    # ?list=<id>, ?segment=<id>: one of the team's; an id that is not one of them matches no contact.
     mailing_lists = list(MailingList.objects.filter(team=team)) if team else []
-    list_id = request.GET.get("list", "")[:20]
-    filters, mailing_list, can_match = (
-        selectors.audience_filter(team=team, params=request.GET, livemode=not test_data_requested(request))
-        if team
-        else (selectors.AudienceFilter(), None, False)
-    )
-    if not team or not can_match:
-        page = selectors.Page(contacts=[], next_cursor="") if team else None
+    query = selectors.audience_filter(team=team, params=request.GET, livemode=not test_data_requested(request))
+    filters = query.filters
+    if not query.can_match:
+        page = selectors.Page(contacts=[], next_cursor="")
     else:
         page = selectors.audience_page(team=team, filters=filters, cursor=cursor)
-    filtered = bool(filters.q or filters.source or filters.subscribed or list_id)
-    counts = selectors.audience_counts(team=team, filters=filters, filtered=filtered and can_match) if team else None
+    filtered = query.filtered
+    counts = selectors.audience_counts(team=team, filters=filters, filtered=filtered and query.can_match)
+    list_id = request.GET.get("list", "")[:20]
     context = {
         "page": page,
         "filters": filters,
         "sources": selectors.audience_sources(team=team) if team else [],
         "mailing_lists": mailing_lists,
         "list_id": list_id,
-        "mailing_list": mailing_list,
+        "mailing_list": query.mailing_list,
+        "query": query,
+        "segments": list(Segment.objects.filter(team=team)),
+        "segment_text": conditions_describe(query.segment.conditions, query.builder.catalogue) if query.segment else "",
+        "segment_params": [
+            (key, value) for key, value in request.GET.items() if key in segment_views.KEPT or key.startswith("c-")
+        ],
+        "builder_open": "builder" in request.GET,
         "filtered": filtered,
         "counts": counts,
         "querystring": request.GET.copy(),

@@ -4,9 +4,9 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Team
-from contacts.billing import BILLING_LABELS, BILLING_PROPERTIES
 from contacts.conditions import Field, fields_for, value_type
-from contacts.models import Contact, ContactProperty, MailingList
+from contacts.models import Contact, MailingList
+from contacts.selectors import team_properties
 
 from .models import PASSED_BEHIND, Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
@@ -71,12 +71,6 @@ def event_property_types(*, team_id: int, name: str) -> dict[str, str]:
             if isinstance(key, str) and len(key) <= 64 and key not in types:
                 types[key] = value_type(value)
     return types
-
-
-def team_properties(*, team_id: int) -> list[tuple[str, str, str]]:
-    """(key, label, type) of the built-in billing properties and of the team's declared ones."""
-    built_in = [(key, BILLING_LABELS.get(key, key), kind) for key, kind in BILLING_PROPERTIES.items()]
-    return built_in + list(ContactProperty.objects.filter(team_id=team_id).values_list("key", "label", "type"))
 
 
 def condition_fields(*, loop: Loop) -> dict[str, Field]:

@@ -42,6 +42,7 @@ from .properties import (
     property_values_clean,
     property_values_validate,
 )
+from .segments import audience_tree, segment_create, segment_delete
 from .syncing import (
     SOURCE_STRIPE,
     ContactKey,
@@ -73,6 +74,9 @@ __all__ = [
     "import_start",
     "imports_sweep",
     "mapping_proposed",
+    "audience_tree",
+    "segment_create",
+    "segment_delete",
     "ContactKey",
     "EMAIL_TAKEN",
     "NAME_TAKEN",

@@ -1,0 +1,96 @@
+"""The Audience filtered with the filter builder, and its filters saved as segments: listed, applied, exported
+(page and command), deleted; another team's segment is 404."""
+
+import html
+import io
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from conftest import builder_post
+from contacts.models import Contact, ContactProperty, MailingList, Segment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def audience(team, other_team):
+    ContactProperty.objects.create(team=team, key="seats", label="Seats", type="number")
+    vip = MailingList.objects.create(team=team, name="VIP")
+    ada = Contact.objects.create(team=team, email="ada@example.com", source="api", properties={"seats": 12})
+    Contact.objects.create(team=team, email="alan@example.com", source="api", properties={"seats": 2})
+    Contact.objects.create(team=team, email="grace@example.com", source="web", properties={"seats": 40})
+    ada.mailing_lists.add(vip, through_defaults={"team": team})
+    Contact.objects.create(team=other_team, email="theirs@example.com", source="api", properties={"seats": 99})
+    return vip
+
+
+MANY_SEATS = {"match": "all", "rules": [{"field": "contact.properties.seats", "op": "gt", "value": "10"}]}
+
+
+def emails(response) -> list[str]:
+    page = response.content.decode()
+    return sorted(e for e in ("ada@example.com", "alan@example.com", "grace@example.com", "theirs@example.com")
+                  if f">{e}<" in page)  # fmt: skip
+
+
+def test_the_builder_filters_the_audience_and_says_why_a_row_is_refused(logged_in, audience):
+    response = logged_in.get(reverse("contacts:list"), builder_post("c", MANY_SEATS))
+    assert emails(response) == ["ada@example.com", "grace@example.com"]
+    assert "2 of 3 contacts match." in html.unescape(response.content.decode())
+    bad = {"c-match": "all", "c-0-field": "contact.properties.seats", "c-0-op": "gt", "c-0-value": "lots"}
+    refused = html.unescape(logged_in.get(reverse("contacts:list"), bad).content.decode())
+    assert "Seats: “lots” is not a number." in refused and "ada@example.com" not in refused
+    event = {"c-match": "all", "c-0-field": "event.amount", "c-0-op": "gt", "c-0-value": "1"}
+    assert "Unknown field “event.amount”" in html.unescape(
+        logged_in.get(reverse("contacts:list"), event).content.decode()
+    )
+    one_more = logged_in.get(reverse("contacts:list"), {**builder_post("c", MANY_SEATS), "builder": "add_rule:c"})
+    assert 'name="c-1-field"' in one_more.content.decode()
+
+
+def test_filters_saved_as_a_segment_apply_export_and_delete(logged_in, team, audience):
+    params = {"source": "api", **builder_post("c", MANY_SEATS)}
+    saved = logged_in.post(reverse("contacts:segment-new"), {**params, "segment_name": "Big API teams"})
+    segment = Segment.objects.get(team=team)
+    assert saved.url == f"{reverse('contacts:list')}?segment={segment.pk}"
+    assert segment.conditions == {
+        "match": "all",
+        "rules": [
+            {"field": "contact.source", "op": "equals", "value": "api"},
+            {"field": "contact.properties.seats", "op": "gt", "value": "10"},
+        ],
+    }
+    page = logged_in.get(saved.url)
+    assert emails(page) == ["ada@example.com"]
+    assert "Segment <strong>Big API teams</strong>: Source is “api” and Seats &gt; “10”" in page.content.decode()
+    exported = b"".join(logged_in.get(reverse("contacts:export"), {"segment": segment.pk}).streaming_content)
+    assert exported.decode().count("@example.com") == 1
+    out = io.StringIO()
+    call_command("contacts_export", "--team", team.name, "--segment", "big api TEAMS", stdout=out)
+    assert out.getvalue().count("@example.com") == 1 and "ada@example.com" in out.getvalue()
+    taken = logged_in.post(reverse("contacts:segment-new"), {**params, "segment_name": "BIG API TEAMS"}, follow=True)
+    assert "Another segment is named “BIG API TEAMS”." in html.unescape(taken.content.decode())
+    nothing = logged_in.post(reverse("contacts:segment-new"), {"segment_name": "Everyone"}, follow=True)
+    assert "Filter the Audience first" in html.unescape(nothing.content.decode())
+    logged_in.post(reverse("contacts:segment-delete", args=[segment.pk]))
+    assert not Segment.objects.exists() and Contact.objects.filter(team=team).count() == 3
+
+
+def test_a_list_and_the_search_are_saved_too(logged_in, team, audience):
+    logged_in.post(reverse("contacts:segment-new"), {"list": audience.pk, "q": "ada", "segment_name": "VIP Ada"})
+    segment = Segment.objects.get(team=team)
+    assert emails(logged_in.get(reverse("contacts:list"), {"segment": segment.pk})) == ["ada@example.com"]
+
+
+def test_another_teams_segment_is_404_and_matches_nobody(logged_in, team, audience, outsider, other_team):
+    theirs = Segment.objects.create(team=other_team, name="Theirs", conditions=MANY_SEATS)
+    assert emails(logged_in.get(reverse("contacts:list"), {"segment": theirs.pk})) == []
+    assert logged_in.post(reverse("contacts:segment-delete", args=[theirs.pk])).status_code == 404
+    client = Client()
+    client.force_login(outsider)
+    ours = Segment.objects.create(team=team, name="Ours", conditions=MANY_SEATS)
+    assert client.post(reverse("contacts:segment-delete", args=[ours.pk])).status_code == 404
+    assert Segment.objects.count() == 2
