@@ -178,6 +178,8 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a number.")
     if field.type == DATE and op in {"before", "after"} and _when(value) is None:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a date (YYYY-MM-DD).")
+    if "\x00" in value or "\x00" in str(rule.get("value2", "")):
+        raise ValidationError(f"{field.label}: a value cannot hold a NUL character.")  # PostgreSQL's JSON refuses it
     if (
         field.type == DATE
         and op in {"within_last", "within_next"}
@@ -308,9 +310,10 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
+    return number if number.is_finite() else None  # NaN cannot be ordered: `<` on it raises InvalidOperation
 
 
 def _when(value: Any) -> datetime | None:

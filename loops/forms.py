@@ -90,7 +90,7 @@ class LoopForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         trigger = cleaned.get("trigger")
-        if "frequency" not in self.data:  # a form that leaves the frequency out keeps it
+        if not self.data.get("frequency"):  # a form that leaves the frequency out (or blank) keeps it
             cleaned["frequency"] = self.instance.frequency or Loop.Frequency.EVERY
             cleaned["frequency_key"] = self.instance.frequency_key
         if trigger == Loop.Trigger.CONTACT_ADDED:
@@ -365,6 +365,8 @@ class PathsStepForm(StepForm):
         paths = []
         for row in self.paths:
             name = row.name.strip()[:80]
+            if "\x00" in name:  # PostgreSQL's JSON refuses it
+                self.add_error(None, f"{self.noun} {row.number}: a name cannot hold a NUL character.")
             if self.branch:
                 assert row.builder is not None
                 tree = row.builder.tree()

@@ -3,7 +3,8 @@
 Django reads a multipart body the first time `request.POST` or `request.FILES` is touched, and the CSRF
 middleware touches it before the view runs, so a view's own upload handler must be in place before that. As
 Django's documentation shows for this case, `upload_limited` exempts the view from the middleware's check, adds
-the handler, and then runs the view under `csrf_protect`, which makes the same check.
+the handler, and then runs the view under `csrf_protect`, which makes the same check. A request whose declared
+length is far over the limit is answered 413 before its body is read at all.
 """
 
 from collections.abc import Callable
@@ -11,7 +12,10 @@ from functools import wraps
 
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+ENVELOPE_BYTES = 64 * 1024  # the multipart envelope and the form's other fields, beside the file
 
 
 class SizeLimit(FileUploadHandler):
@@ -43,6 +47,10 @@ def upload_limited(limit: int) -> Callable:
         @csrf_exempt
         @wraps(view)
         def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            declared = request.META.get("CONTENT_LENGTH") or "0"
+            if declared.isascii() and declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
+                # Far over the limit by its own account: refused before a byte of it is read
+                return render(request, "upload_too_large.html", {"limit_mb": max(1, limit // 1_000_000)}, status=413)
             handler = SizeLimit(limit, request)
             request.upload_handlers.insert(0, handler)
             request.upload_limit = handler  # type: ignore[attr-defined]

@@ -409,6 +409,8 @@ def _cell(cells: list[str], index: int) -> str | None:
     """The cell, stripped (and without the apostrophe an export puts before a formula-like text:
     contacts.services.exporting); "" when empty (leave the value), None for a literal null (clear it)."""
     value = cell_unsafe(cells[index].strip()) if index < len(cells) else ""
+    if "\x00" in value:
+        raise _Refused("A cell holds a NUL character, which no text can.")
     return None if value.lower() == "null" else value
 
 

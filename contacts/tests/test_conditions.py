@@ -93,8 +93,18 @@ def test_groups_combine_with_and_and_or():
         ({"rules": [rule("contact.email", "contains", "a")] * (MAX_RULES + 1)}, f"at most {MAX_RULES} rules"),
         ({"rules": [{"rules": [{"rules": [{"rules": []}]}]}]}, "at most 3 deep"),
         ({"match": "some", "rules": []}, "“all” or “any”"),
+        ({"rules": [rule("contact.properties.seats", "gt", "NaN")]}, "is not a number"),
+        ({"rules": [rule("contact.properties.seats", "between", "1", value2="Infinity")]}, "enter two numbers"),
+        ({"rules": [rule("contact.properties.seats", "between", "NaN", value2="5")]}, "is not a number"),
+        ({"rules": [rule("contact.first_name", "equals", "a\x00b")]}, "NUL character"),
     ],
 )
 def test_a_tree_that_cannot_work_is_refused_with_what_is_wrong(tree, message):
     with pytest.raises(ValidationError, match=message):
         conditions_clean(tree, CATALOGUE)
+
+
+def test_a_value_that_is_not_a_finite_number_matches_no_number_rule():
+    tree = {"rules": [rule("event.amount", "gt", "5")]}
+    assert not matches(tree, event={"amount": "NaN"}) and not matches(tree, event={"amount": "sNaN"})
+    assert matches(tree, event={"amount": "6"})

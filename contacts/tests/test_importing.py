@@ -85,15 +85,17 @@ def test_refused_rows_say_why_the_others_go_on_and_can_be_downloaded(team):
         "ok@example.com,many,true,\n"
         ",2,true,nobody\n"
         "fine@example.com,2,maybe,\n"
+        "nul@example.com,2,tr\x00ue,\n"
         "good@example.com,2,false,\n",
     )
-    assert (done.created, done.failed) == (1, 4)
+    assert (done.created, done.failed) == (1, 5)
     reasons = [error.reason for error in done.error_rows.all()]
     assert reasons == [
         "“not-an-email” is not an email address.",
         "seats is a number: “many” is not one.",
         "No contact has this User ID, and a new one needs an email.",
         "Subscribed is true or false.",
+        "A cell holds a NUL character, which no text can.",
     ]
     good = Contact.objects.get(team=team, email="good@example.com")
     assert not good.subscribed and good.unsubscribed_by == "team"

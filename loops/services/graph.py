@@ -169,6 +169,8 @@ def _mark_passed_behind(loop: Loop, after: LoopStep, added: LoopStep) -> None:
         if (run.step_id == after.id and run.wait_until is not None) or step_key(after.id) in run.passed:
             run.passed[key] = PASSED_BEHIND  # not counted as done on the loop's page
             LoopRun.objects.filter(pk=run.pk).update(passed=run.passed)
+        elif run.step_id == after.id:  # due to start `after`: the new step is its next, and where it shows
+            LoopRun.objects.filter(pk=run.pk).update(step=added)
 
 
 @dataclass(frozen=True)

@@ -195,10 +195,12 @@ def test_a_step_inserted_before_the_one_a_run_has_yet_to_start_is_sent_to_it(eag
         team=team, loop=loop, contact=contact, step=timer, passed={step_key(first.id): timezone.now().isoformat()},
         status=LoopRun.Status.ACTIVE, next_due_at=timezone.now(),
     )  # fmt: skip
-    step_insert(loop=loop, step=email("Between"), parent=first)
-    assert step_key(main_line(loop)[1].id) not in LoopRun.objects.get(pk=run.pk).passed
+    between = step_insert(loop=loop, step=email("Between"), parent=first)
+    assert step_key(between.id) not in LoopRun.objects.get(pk=run.pk).passed
+    assert LoopRun.objects.get(pk=run.pk).step_id == between.id  # "here now" at the step it does next
     eager(runs_advance_due)
     assert LoopRun.objects.get(pk=run.pk).status == "waiting"  # in the timer now
+    assert subjects(mailoutbox, contact) == ["Between"]  # before the timer, not after it
     step_insert(loop=loop, step=email("Late"), parent=main_line(loop)[1])  # just before the timer it is in
     after_the_timer(eager)
     assert subjects(mailoutbox, contact) == ["Between", "C"]

@@ -448,6 +448,9 @@ def test_a_branch_and_an_experiment_are_checked_before_they_are_saved(logged_in,
     assert refused.status_code == 400 and "adding up to 100" in refused.content.decode()
     not_a_number = logged_in.post(url, {"kind": "experiment", **paths_post([{"name": "A", "percent": "half"}] * 2)})
     assert not_a_number.status_code == 400 and "Variant 1: give it a whole percent" in not_a_number.content.decode()
+    nul = paths_post([{"name": "A\x00", "percent": 50}, {"name": "B", "percent": 50}])
+    refused = logged_in.post(url, {"kind": "experiment", **nul})
+    assert refused.status_code == 400 and "Variant 1: a name cannot hold a NUL character." in refused.content.decode()
     assert draft.steps.count() == 3
     even = paths_post([{"name": "A", "percent": 50, "control": True}, {"name": "B", "percent": 50}])
     assert logged_in.post(url, {"kind": "experiment", **even}).status_code == 302
@@ -674,6 +677,12 @@ def test_a_refused_field_says_why_once(logged_in, draft, url_name, data, field_m
     assert response.status_code == 400 and len(errors) == 1 and errors[0].startswith(field_message), errors
 
 
+def test_a_blank_frequency_keeps_the_loops(logged_in, draft):
+    data = {"name": "X", "trigger": "event", "trigger_event_name": "paid", "frequency": ""}
+    assert logged_in.post(reverse("loops:loop", args=[draft.pk]), data).status_code == 302
+    assert Loop.objects.get(pk=draft.pk).frequency == draft.frequency
+
+
 @pytest.mark.parametrize("field", ["contact.created_at", "contact.stripe_customer_id"])
 def test_a_field_that_never_reports_a_change_cannot_be_watched(logged_in, draft, field):
     data = {"name": "X", "trigger": "contact_updated", "trigger_field": field, "frequency": "every"}
@@ -685,7 +694,11 @@ def test_a_field_that_never_reports_a_change_cannot_be_watched(logged_in, draft,
 
 
 def test_an_upload_over_the_limit_is_refused_as_it_streams_in(logged_in, user, team):
-    big = b'{"name": "' + b"x" * (MAX_SPEC_BYTES + 500_000) + b'"}'
+    far = b"x" * (2 * MAX_SPEC_BYTES)  # its length alone says so: refused before it is read
+    response = logged_in.post(reverse("loops:loop-upload"), {"file": SimpleUploadedFile("far.json", far)})
+    assert response.status_code == 413 and "at most 1 MB" in response.content.decode()
+    assert not hasattr(response.wsgi_request, "upload_limit")
+    big = b'{"name": "' + b"x" * (MAX_SPEC_BYTES + 10_000) + b'"}'  # just over: read up to the limit
     response = logged_in.post(reverse("loops:loop-upload"), {"file": SimpleUploadedFile("big.json", big)})
     assert response.status_code == 302 and not Loop.objects.filter(team=team).exists()
     request = response.wsgi_request
