@@ -164,7 +164,7 @@ def _scan(text: str) -> Scan:
             raise ImportError_("The file is empty: its first row names the columns (Email, First Name…).")
         if len(header) > IMPORT_MAX_COLUMNS:
             raise ImportError_(f"A file has at most {IMPORT_MAX_COLUMNS} columns; this one has {len(header):,}.")
-        columns = [Column(cell.strip()[:120]) for cell in header]
+        columns = [Column(cell.replace("\x00", "").strip()[:120]) for cell in header]
         total, preview = 0, list[list[str]]()
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -544,7 +544,12 @@ def _batch_apply(contact_import: ContactImport, plan: _Plan, batch: list[tuple[i
     room = max(0, ContactImport.ERRORS_KEPT - kept)
     ContactImportError.objects.bulk_create(
         [
-            ContactImportError(contact_import=contact_import, line=line, reason=reason[:300], cells=cells[:200])
+            ContactImportError(
+                contact_import=contact_import,
+                line=line,
+                reason=reason[:300],
+                cells=[cell.replace("\x00", "") for cell in cells[:IMPORT_MAX_COLUMNS]],  # JSON holds no NUL
+            )
             for line, reason, cells in sorted(refused)[:room]
         ]
     )
