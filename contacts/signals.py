@@ -11,6 +11,6 @@ contacts_created = Signal()
 # Contacts' fields or properties changed (contacts.changes): `changes`, a list of (contact, {field: (old, new)}),
 # sent inside the writer's transaction once it saved them. The loops app starts "Contact updated" loops.
 contacts_changed = Signal()
-# A contact joined mailing lists: `contact` and `list_ids` (the lists it was not on before). The loops app
-# starts "Added to a mailing list" loops.
+# A contact joined mailing lists: `contact` and `list_ids` (the lists it was not on before); or, from a bulk
+# action, `contacts` (of one team) that all joined `list_ids`. The loops app starts "Added to a mailing list" loops.
 lists_joined = Signal()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import import_views, list_views, segment_views, views
+from . import bulk_views, import_views, list_views, segment_views, views
 
 app_name = "contacts"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("import/<int:pk>/cancel/", import_views.import_cancel, name="import-cancel"),
     path("import/<int:pk>/refused.csv", import_views.import_errors, name="import-errors"),
     path("export.csv", import_views.contacts_export, name="export"),
+    path("bulk/", bulk_views.contacts_bulk, name="bulk"),
     path("segments/new/", segment_views.segment_new, name="segment-new"),
     path("segments/<int:pk>/delete/", segment_views.segment_delete, name="segment-delete"),
     path("lists/", list_views.list_index, name="lists"),

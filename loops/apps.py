@@ -17,8 +17,9 @@ class LoopsConfig(AppConfig):
         def on_contacts_changed(sender, changes, **kwargs):
             contacts_updated(changes=changes)
 
-        def on_lists_joined(sender, contact, list_ids, **kwargs):
-            enrol_list_joined(contact=contact, list_ids=list_ids)
+        def on_lists_joined(sender, list_ids, contact=None, contacts=(), **kwargs):
+            # One contact (its lists page, the API), or many that joined the same lists (a bulk action)
+            enrol_list_joined(contacts=[contact] if contact is not None else list(contacts), list_ids=list_ids)
 
         contacts_created.connect(on_contacts_created, dispatch_uid="loops.contacts_added", weak=False)
         contacts_changed.connect(on_contacts_changed, dispatch_uid="loops.contacts_updated", weak=False)

@@ -3,6 +3,7 @@
 One module per use case. Views, API views, tasks, commands and the admin call these. Each public name is
 re-exported here, so `from contacts.services import ...` works (operators' scripts in `manage.py shell`)."""
 
+from .bulk import BULK_MAX, BulkAction, bulk_ids, contacts_bulk
 from .editing import (
     EMAIL_TAKEN,
     RESUBSCRIBABLE_BY_TEAM,
@@ -65,6 +66,10 @@ from .upserting import (
 __all__ = [
     "ContactConflict",
     "ImportError_",
+    "BULK_MAX",
+    "BulkAction",
+    "bulk_ids",
+    "contacts_bulk",
     "contacts_rows",
     "csv_lines",
     "import_create",

@@ -1,7 +1,7 @@
 """Mailing list use cases of the app: a team's lists, and which of them a contact is on.
 
-`contact_lists_change` is the one writer of memberships: the app's pages, the API's upsert and the Stripe
-sync's list for new contacts all go through it.
+`contact_lists_change` is the writer of one contact's memberships: the app's pages, the API's upsert and the
+Stripe sync's list for new contacts all go through it. The Audience's bulk action (`bulk`) adds many at once.
 """
 
 from collections.abc import Iterable

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import chain_steps, paths_post
-from contacts.models import Contact, MailingList
+from contacts.models import Contact, ListMembership, MailingList
 from contacts.services import contact_properties_update, contact_set_subscribed
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep
 from loops.services import emails_drain, event_fire, loop_activate, loop_archive, loop_delete, step_insert
@@ -288,3 +288,17 @@ def test_duplicating_a_loop_whose_step_no_longer_validates_says_why(logged_in, t
     chain_steps(loop, LoopStep(kind="email", subject="S", body="B", from_email="me@no-longer-verified.example"))
     page = logged_in.post(reverse("loops:loop-duplicate", args=[loop.pk]), follow=True).content.decode()
     assert "was not duplicated" in page and Loop.objects.filter(team=team).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_bulk_add_to_a_list_starts_its_loops_once_per_contact(logged_in, team):
+    newsletter = MailingList.objects.create(team=team, name="Newsletter")
+    loop = Loop.objects.create(team=team, name="Welcome to the list", trigger="list_added", trigger_list=newsletter)
+    chain_steps(loop, LoopStep(kind="email", subject="Hi", body="Hi"))
+    loop_activate(loop=loop)
+    contacts = [Contact.objects.create(team=team, email=f"l{n}@example.com") for n in range(3)]
+    ListMembership.objects.create(team=team, mailing_list=newsletter, contact=contacts[0])  # on it already
+    logged_in.post(reverse("contacts:bulk"), {"action": "add_to_list", "to_list": newsletter.pk})
+    assert sorted(LoopRun.objects.filter(loop=loop).values_list("contact__email", flat=True)) == [
+        "l1@example.com", "l2@example.com"
+    ]  # fmt: skip
