@@ -31,7 +31,14 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     filtered = query.filtered
     counts = selectors.audience_counts(team=team, filters=filters, filtered=filtered and query.can_match)
     list_id = request.GET.get("list", "")[:20]
+    properties = selectors.team_properties(team_id=team.pk)
+    columns = _columns(request, team, {key for key, _, _ in properties})
+    labels = {key: label for key, label, _ in properties}
+    for contact in page.contacts:
+        contact.columns = [_cell(contact.properties.get(key)) for key in columns]  # type: ignore[attr-defined]
     context = {
+        "columns": [(key, labels.get(key, key)) for key in columns],
+        "properties": properties,
         "page": page,
         "filters": filters,
         "sources": selectors.audience_sources(team=team) if team else [],
@@ -52,6 +59,27 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     }
     template = "contacts/_rows.html" if request.htmx and request.GET.get("after") else "contacts/list.html"
     return render(request, template, context)
+
+
+COLUMNS_MAX = 8
+
+
+def _columns(request: HttpRequest, team, known: set[str]) -> list[str]:
+    """The property columns the user chose (`?cols=1&col=…`), remembered for the team in the session."""
+    key = f"audience_columns_{team.pk}"
+    if request.GET.get("cols"):
+        chosen = [name for name in request.GET.getlist("col") if name in known][:COLUMNS_MAX]
+        request.session[key] = chosen
+        return chosen
+    return [name for name in request.session.get(key, []) if name in known][:COLUMNS_MAX]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value)[:80]
 
 
 @login_required

@@ -94,3 +94,12 @@ def test_another_teams_segment_is_404_and_matches_nobody(logged_in, team, audien
     ours = Segment.objects.create(team=team, name="Ours", conditions=MANY_SEATS)
     assert client.post(reverse("contacts:segment-delete", args=[ours.pk])).status_code == 404
     assert Segment.objects.count() == 2
+
+
+def test_property_columns_are_chosen_and_remembered(logged_in, audience):
+    page = logged_in.get(reverse("contacts:list"), {"cols": "1", "col": ["seats", "nosuch"]}).content.decode()
+    assert "<th>Seats</th>" in page and "<td>12</td>" in page and "nosuch" not in page.split("<tbody")[1]
+    later = logged_in.get(reverse("contacts:list")).content.decode()
+    assert "<th>Seats</th>" in later and "<td>40</td>" in later
+    cleared = logged_in.get(reverse("contacts:list"), {"cols": "1"}).content.decode()
+    assert "<th>Seats</th>" not in cleared
