@@ -118,3 +118,14 @@ def page(chromium, pipeline, chromium_browser, shots, request):
     if report is not None and report.failed:
         shots(page, "failure")
     context.close()
+
+
+def sign_up(page, live_server, *, username: str, email: str, password: str, team: str) -> None:
+    """A new user signs up through the page (their team is created; they are its owner)."""
+    page.goto(live_server.url + "/signup/")
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Password confirmation", exact=True).fill(password)
+    page.get_by_label("Team name", exact=True).fill(team)
+    page.get_by_role("button", name="Sign up", exact=True).click()

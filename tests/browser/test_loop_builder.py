@@ -9,20 +9,12 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import sign_up
+
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 SHOTS_FOLDER = "builder"
 EMAIL_WAIT_SECONDS = 30
-
-
-def sign_up(page: Page, live_server) -> None:
-    page.goto(live_server.url + "/signup/")
-    page.get_by_label("Username", exact=True).fill("barbara")
-    page.get_by_label("Email", exact=True).fill("barbara@liskov.test")
-    page.get_by_label("Password", exact=True).fill("Substitution-1987")
-    page.get_by_label("Password confirmation", exact=True).fill("Substitution-1987")
-    page.get_by_label("Team name", exact=True).fill("CLU")
-    page.get_by_role("button", name="Sign up", exact=True).click()
 
 
 def add_email(page: Page, where: str, subject: str) -> None:
@@ -35,14 +27,18 @@ def add_email(page: Page, where: str, subject: str) -> None:
 
 
 def pick_field(page: Page, row: str, field: str, conditions: int) -> None:
-    """Pick a rule's field and wait for its row to offer that type's conditions (htmx redraws the row)."""
+    """Pick a rule's field and wait for its row to offer that type's conditions (htmx redraws the row, once htmx
+    runs: the page's deferred scripts have run by its load event)."""
+    page.wait_for_load_state()
     page.get_by_label(f"{row}: field", exact=True).select_option(field)
     expect(page.get_by_label(f"{row}: condition", exact=True).locator("option")).to_have_count(conditions)
 
 
 def test_a_branching_loop_built_from_scratch_sends_each_contact_down_its_path(page: Page, live_server, pipeline, shots):
     inbox = pipeline
-    sign_up(page, live_server)
+    sign_up(
+        page, live_server, username="barbara", email="barbara@liskov.test", password="Substitution-1987", team="CLU"
+    )
     page.goto(live_server.url + "/loops/new/")
     page.get_by_role("button", name="Start from scratch", exact=True).click()
     expect(page.get_by_role("heading", name="Untitled loop Draft")).to_be_visible()

@@ -89,7 +89,8 @@ def expect_audience_filter_shown(page: Page) -> None:
 
 
 def audience_emails(page: Page) -> list[str]:
-    return page.locator("#audience-rows tr:not(.more-row) td:first-child").all_inner_texts()
+    """The email column (the first is the row's tick box for bulk actions)."""
+    return page.locator("#audience-rows tr:not(.more-row) td:nth-child(2)").all_inner_texts()
 
 
 def walk_audience_with_htmx(page: Page, expected: list[str], shots) -> None:
