@@ -13,6 +13,7 @@ from . import segment_views, selectors, services
 from .conditions import conditions_describe
 from .forms import ContactForm
 from .models import Contact, MailingList, Segment
+from .timeline import contact_timeline
 
 
 @login_required
@@ -95,6 +96,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": contact.events.order_by("-occurred_at", "-id")[:50],
             "runs": contact.loop_runs.select_related("loop", "event").order_by("-created_at")[:50],
             "emails": contact.emails.order_by("-created_at")[:50],
+            "timeline": contact_timeline(contact=contact),
         },
     )
 

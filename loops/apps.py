@@ -21,6 +21,12 @@ class LoopsConfig(AppConfig):
             # One contact (its lists page, the API), or many that joined the same lists (a bulk action)
             enrol_list_joined(contacts=[contact] if contact is not None else list(contacts), list_ids=list_ids)
 
+        from contacts.timeline import timeline_source_register
+
+        from .timeline import contact_story
+
+        timeline_source_register(name="loops", source=contact_story)
+
         contacts_created.connect(on_contacts_created, dispatch_uid="loops.contacts_added", weak=False)
         contacts_changed.connect(on_contacts_changed, dispatch_uid="loops.contacts_updated", weak=False)
         lists_joined.connect(on_lists_joined, dispatch_uid="loops.lists_joined", weak=False)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("events/", views.event_list, name="events"),
     path("events/<int:pk>/", views.event_detail, name="event"),
+    path("emails/<int:pk>/", views.email_detail, name="email"),
     path("loops/", views.loop_list, name="loops"),
     path("loops/new/", views.loop_new, name="loop-new"),
     path("loops/transactional/", transactional_views.transactional_list, name="transactional-list"),

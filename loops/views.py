@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.selectors import team_object_or_404
+from loopsync.csp import email_preview_policy
 from loopsync.keyset import cursors, newest_first_page
 from loopsync.testdata import test_data_requested
 
@@ -55,6 +56,18 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     event = team_object_or_404(Event.objects.select_related("contact"), request.team, pk=pk)
     runs = event.runs.select_related("loop").order_by("id")
     return render(request, "loops/event.html", {"event": event, "runs": runs})
+
+
+@login_required
+@email_preview_policy  # the email in its sandboxed frame, styled as mail clients show it
+def email_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """An email exactly as it was sent: its rendered subject, HTML and text, stored when it was queued."""
+    email = team_object_or_404(
+        EmailMessage.objects.select_related("contact", "run__loop", "run__event", "step", "transactional"),
+        request.team,
+        pk=pk,
+    )
+    return render(request, "loops/email_sent.html", {"email": email})
 
 
 @login_required

@@ -30,6 +30,13 @@ class WebhooksConfig(AppConfig):
             ),
         )
 
+        # A contact's timeline shows the webhooks behind its Stripe events (contacts never imports webhooks).
+        from contacts.timeline import timeline_source_register
+
+        from .selectors import contact_deliveries
+
+        timeline_source_register(name="webhooks", source=contact_deliveries)
+
         # The receive path's cache of endpoints (services.receiving), as django.contrib.sites clears its own: any
         # saved or deleted endpoint or type setting, from the app, the admin or a shell, is read afresh here.
         for model in (Endpoint, EventSetting):

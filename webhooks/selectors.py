@@ -6,12 +6,14 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Team
 from contacts.conditions import value_type
 from contacts.models import Contact
 from contacts.selectors import contact_find
+from contacts.timeline import Item
 from loops.models import Event, LoopRun
 
 from .models import Delivery, Endpoint, EventSetting, StripeSync
@@ -183,3 +185,26 @@ def catchup_default_since(*, endpoint: Endpoint) -> CatchupStart:
     if at < kept:
         at, why = kept, f"{settings.STRIPE_CATCHUP_DAYS} days ago, as far back as Stripe keeps events"
     return CatchupStart(at=at, why=why)
+
+
+def contact_deliveries(contact: Contact, limit: int) -> list[Item]:
+    """The webhooks behind a contact's Stripe events, for its timeline (contacts.timeline)."""
+    keys = list(
+        Event.objects.filter(contact=contact, idempotency_key__startswith="evt_")
+        .order_by("-created_at")
+        .values_list("idempotency_key", flat=True)[:limit]
+    )
+    deliveries = Delivery.objects.filter(team_id=contact.team_id, stripe_event_id__in=keys).only(
+        "pk", "event_type", "status", "ignored_reason", "received_at", "stripe_event_id"
+    )
+    return [
+        Item(
+            delivery.received_at,
+            "delivery",
+            f"Stripe webhook {delivery.event_type}",
+            delivery.get_status_display()
+            + (f" ({delivery.get_ignored_reason_display()})" if delivery.ignored_reason else ""),
+            reverse("webhook-log:delivery", args=[delivery.pk]),
+        )
+        for delivery in deliveries
+    ]

@@ -1,0 +1,38 @@
+"""A contact's story: one timeline of what happened to it, newest first, each item linked to its page.
+
+The contacts app is below the apps that own most of that story (loops: events, runs, emails; webhooks: the
+deliveries behind Stripe's events), so they register a source here from their AppConfig.ready, as webhooks
+registers its trigger names with loops. A source returns at most `limit` items for one contact, newest first,
+in a few queries; the timeline merges them.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from heapq import merge
+
+from .models import Contact
+
+
+@dataclass(frozen=True)
+class Item:
+    at: datetime
+    kind: str  # event, delivery, run, step, email, open, click…: a CSS class and a filter
+    title: str
+    detail: str = ""
+    url: str = ""
+
+
+Source = Callable[[Contact, int], list[Item]]
+_SOURCES: dict[str, Source] = {}
+LIMIT = 100
+
+
+def timeline_source_register(*, name: str, source: Source) -> None:
+    _SOURCES[name] = source
+
+
+def contact_timeline(*, contact: Contact, limit: int = LIMIT) -> list[Item]:
+    """The newest `limit` items of every source, newest first."""
+    parts = [sorted(source(contact, limit), key=lambda item: item.at, reverse=True) for source in _SOURCES.values()]
+    return list(merge(*parts, key=lambda item: item.at, reverse=True))[:limit]

@@ -1,0 +1,45 @@
+"""The loops app's part of a contact's timeline (contacts.timeline): its events, the loop runs they started and
+each step a run passed, and the emails sent to it, each linked to its page."""
+
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+
+from contacts.models import Contact
+from contacts.timeline import Item
+
+from .models import EmailMessage, Event, LoopRun, LoopStep
+
+KIND_LABELS = dict(LoopStep.Kind.choices)
+
+
+def contact_story(contact: Contact, limit: int) -> list[Item]:
+    items: list[Item] = []
+    for event in Event.objects.filter(contact=contact).order_by("-created_at", "-id")[:limit]:
+        detail = " · ".join(part for part in (event.source, event.properties.get("amount_formatted", "")) if part)
+        items.append(Item(event.created_at, "event", f"Event {event.name}", str(detail), _url("loops:event", event.pk)))
+    runs = LoopRun.objects.filter(contact=contact).select_related("loop").order_by("-created_at")[: max(limit // 4, 10)]
+    for run in runs:
+        loop_url = _url("loops:loop", run.loop_id)
+        items.append(Item(run.created_at, "run", f"Entered “{run.loop.name}”", run.get_status_display(), loop_url))
+        for note in run.history[-limit:]:
+            at = parse_datetime(str(note.get("at", "")))
+            if at is None or note.get("step") is None:
+                continue
+            kind = KIND_LABELS.get(note.get("kind") or "", "Step")
+            items.append(Item(at, "step", f"{run.loop.name}: {kind}", str(note.get("what", ""))[:200], loop_url))
+    emails = EmailMessage.objects.filter(contact=contact).order_by("-created_at")[:limit]
+    for email in emails.only("pk", "subject", "status", "created_at", "sent_at", "error"):
+        items.append(
+            Item(
+                email.sent_at or email.created_at,
+                "email",
+                f"Email “{email.subject}”",
+                email.get_status_display() + (f": {email.error[:120]}" if email.error else ""),
+                _url("loops:email", email.pk),
+            )
+        )
+    return items
+
+
+def _url(name: str, pk: int) -> str:
+    return reverse(name, args=[pk])
