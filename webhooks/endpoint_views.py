@@ -19,6 +19,7 @@ from . import selectors, services
 from .forms import ApiKeyForm, CatchupForm, EndpointForm, EndpointOptionsForm, EventSettingsForm, ImportForm, SecretForm
 from .models import Endpoint, StripeSync
 from .services import syncs
+from .services.health import endpoint_health
 from .services.receiving import WebhookRejected
 from .stripe_events import SUPPORTED_EVENTS
 
@@ -47,6 +48,7 @@ def _render_detail(request, endpoint, *, status=200, outcome=None, **forms):
             "billing_properties": [(key, kind, BILLING_LABELS[key]) for key, kind in BILLING_PROPERTIES.items()],
             "suggestions": trigger_name_suggestions(team=endpoint.team),
             "outcome": outcome,
+            "health": endpoint_health(endpoint=endpoint),
         },
         status=status,
     )

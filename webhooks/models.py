@@ -329,3 +329,28 @@ class StripeSync(models.Model):
         if not self.total:
             return None
         return 100 if self.finished else min(99, round(100 * self.done / self.total))
+
+
+class Rejection(models.Model):
+    """Requests an endpoint refused (400: no or a wrong signature, a stale one, a body that is not a Stripe event),
+    counted by the hour and kind, with the last one's reason: never their bodies (webhooks.services.health)."""
+
+    class Kind(models.TextChoices):
+        SIGNATURE = "signature", "Wrong or missing signature"
+        STALE = "stale", "Signature too old"
+        BODY = "body", "Not a Stripe event"
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="rejections")
+    hour = models.DateTimeField()  # the hour it started
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    count = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+    last_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "hour", "kind"], name="rejection_endpoint_hour_kind_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.kind} at {self.hour:%Y-%m-%d %H}h"

@@ -33,6 +33,7 @@ from loopsync import jsonsafe, work
 
 from ..models import Delivery, Endpoint, EventSetting, IgnoredReason
 from ..stripe_events import SUPPORTED_EVENTS, StripeEventType
+from .health import rejection_record
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class WebhookRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.endpoint_id: int | None = None  # the endpoint that refused it, once known
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,14 @@ def delivery_receive(*, endpoint_uuid: UUID, body: bytes, signature: str | None,
     verified like any other.
     """
     endpoint = endpoint_for_receive(endpoint_uuid=endpoint_uuid)
+    try:
+        return _verified_store(endpoint, body, signature, sample)
+    except WebhookRejected as exc:
+        exc.endpoint_id = endpoint.id  # counted for the endpoint's health (webhook_answer)
+        raise
+
+
+def _verified_store(endpoint: ReceivingEndpoint, body: bytes, signature: str | None, sample: bool) -> Received:
     if not signature:
         raise WebhookRejected(400, "Missing Stripe-Signature header.")
     try:
@@ -402,6 +412,8 @@ def webhook_answer(
         # For the operator: why Stripe (or someone else) was refused. The message names the problem, never the
         # secret, and quotes nothing of the body but a field's name.
         logger.info("Webhook for endpoint %s refused (%s): %s", endpoint_uuid, exc.status, exc.message)
+        if exc.endpoint_id is not None and exc.status == 400:
+            rejection_record(endpoint_id=exc.endpoint_id, message=exc.message)
         return exc.status, {"error": exc.message}
     except (OperationalError, InterfaceError) as exc:
         logger.warning("Webhook for endpoint %s not stored, the database is unavailable: %s", endpoint_uuid, exc)

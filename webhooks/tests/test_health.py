@@ -1,0 +1,51 @@
+"""An endpoint's health: the last delivery, refused requests counted by kind with the last reason (never their
+bodies), and the banner when every recent request failed the signature (the secret does not match)."""
+
+import html
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from conftest import fixture_text, sign
+from webhooks.models import Delivery, Rejection
+
+pytestmark = pytest.mark.django_db
+
+
+def health(client, endpoint) -> str:
+    page = html.unescape(client.get(reverse("webhook-settings:detail", args=[endpoint.pk])).content.decode())
+    return page[page.index('aria-label="Health"') :]
+
+
+def test_a_wrong_secret_is_counted_without_its_body_and_says_the_secret_does_not_match(
+    logged_in, endpoint, post_webhook
+):
+    body = fixture_text("pay/invoice.payment_failed.json")
+    for _ in range(3):
+        assert post_webhook(endpoint, body, secret="whsec_not_the_one").status_code == 400
+    assert post_webhook(endpoint, body, signature=None).status_code == 400
+    assert not Delivery.objects.exists()
+    [row] = Rejection.objects.filter(endpoint=endpoint)
+    assert (row.kind, row.count) == ("signature", 4) and row.last_reason == "Missing Stripe-Signature header."
+    assert "customer@example.org" not in str(list(Rejection.objects.values()))  # nothing of the body
+    page = html.unescape(logged_in.get(reverse("webhook-settings:detail", args=[endpoint.pk])).content.decode())
+    assert "The signing secret does not match." in page
+    assert "4 × wrong or missing signature" in health(logged_in, endpoint)
+    assert "Last delivery received</dt><dd>none yet" in health(logged_in, endpoint)
+
+
+def test_a_good_delivery_clears_the_banner_and_old_refusals_leave_the_count(logged_in, endpoint, post_webhook):
+    body = fixture_text("pay/invoice.payment_failed.json")
+    with time_machine.travel(timezone.now() - timedelta(hours=30)):
+        post_webhook(endpoint, body, secret="whsec_not_the_one")
+    post_webhook(endpoint, "{}", signature=None)
+    assert post_webhook(endpoint, body).status_code == 200
+    page = health(logged_in, endpoint)
+    assert "The signing secret does not match." not in page
+    assert "1 × wrong or missing signature" in page  # the one of the last 24 hours
+    assert "Last refused request</dt><dd>" in page and "Missing Stripe-Signature header." in page
+    stale = post_webhook(endpoint, body, signature=sign(body, timestamp=int(timezone.now().timestamp()) - 3600))
+    assert stale.status_code == 400 and Rejection.objects.filter(kind="stale").exists()
