@@ -57,7 +57,8 @@ def _render_detail(request, endpoint, *, status=200, outcome=None, **forms):
 @login_required
 def endpoint_list(request: HttpRequest) -> HttpResponse:
     endpoints = selectors.endpoints_for_team(team=request.team or None)
-    return render(request, "webhooks/stripe_endpoints.html", {"endpoints": endpoints})
+    unfired = selectors.loops_unfired(team=request.team) if request.team else []
+    return render(request, "webhooks/stripe_endpoints.html", {"endpoints": endpoints, "unfired": unfired})
 
 
 @team_admin_required  # logged in, and an owner or admin of the current team
@@ -67,7 +68,10 @@ def endpoint_new(request: HttpRequest) -> HttpResponse:
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = services.endpoint_create(
-            team=request.team, name=form.cleaned_data["name"], mode=form.cleaned_data["mode"]
+            team=request.team,
+            name=form.cleaned_data["name"],
+            mode=form.cleaned_data["mode"],
+            triggers=selectors.template_triggers(),  # what the seeded templates listen for: none starts blank
         )
         messages.success(request, "Endpoint created. Paste its URL into Stripe, then its signing secret here.")
         return redirect("webhook-settings:detail", pk=endpoint.pk)
@@ -238,7 +242,24 @@ def endpoint_test(request: HttpRequest, pk: int, event_type: str) -> HttpRespons
             "skipped (test-mode email goes only to team members' addresses).",
         )
     detail = reverse("webhook-settings:detail", args=[endpoint.pk])
+    form = EventSettingsForm(request.POST, type_settings=selectors.endpoint_type_settings(endpoint=endpoint))
+    if _settings_posted(request) and form.has_changed():
+        # Sent from the events form with edits not saved yet: the page again, with them kept as typed
+        messages.info(
+            request,
+            "Your changes to the event settings are not saved yet (the test used the saved ones): "
+            "press “Save event settings” to keep them.",
+            extra_tags="in-section events",
+        )
+        delivery = selectors.endpoint_delivery(endpoint=endpoint, delivery_id=received.delivery_id)
+        outcome = selectors.delivery_outcome(delivery=delivery) if delivery else None
+        return _render_detail(request, endpoint, outcome=outcome, settings_form=form)
     return redirect(f"{detail}?test={received.delivery_id}#test-result")
+
+
+def _settings_posted(request: HttpRequest) -> bool:
+    """The events form came with the post (its "Send test event" buttons submit it)."""
+    return any(key.endswith("_trigger") for key in request.POST)
 
 
 @login_required

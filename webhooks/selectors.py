@@ -14,7 +14,8 @@ from contacts.conditions import value_type
 from contacts.models import Contact
 from contacts.selectors import contact_find
 from contacts.timeline import Item
-from loops.models import Event, LoopRun
+from loops.models import Event, Loop, LoopRun, LoopTemplate
+from loops.triggers import trigger_firing
 
 from .models import Delivery, Endpoint, EventSetting, StripeSync
 from .samples import sample_event
@@ -207,4 +208,31 @@ def contact_deliveries(contact: Contact, limit: int) -> list[Item]:
             reverse("webhook-log:delivery", args=[delivery.pk]),
         )
         for delivery in deliveries
+    ]
+
+
+def template_triggers() -> dict[str, str]:
+    """Per supported Stripe type, the event it fires in a new endpoint: its suggested name, where one of the seeded
+    loop templates listens for that name (so "Stripe - Payment Failed" works as soon as it is activated)."""
+    listened = {template.trigger_event_name for template in LoopTemplate.objects.all()}
+    return {
+        event_type: spec.suggested_trigger
+        for event_type, spec in SUPPORTED_EVENTS.items()
+        if spec.suggested_trigger and spec.suggested_trigger in listened
+    }
+
+
+def loops_unfired(*, team: Team) -> list[Loop]:
+    """The team's active loops triggered by an event name that none of its endpoints fires and that was never
+    received (the API may still send it): what the Stripe settings warn about."""
+    loops = Loop.objects.filter(team=team, status=Loop.Status.ACTIVE, trigger=Loop.Trigger.EVENT).order_by("name")
+    seen = set(
+        Event.objects.filter(team=team, name__in=[loop.trigger_event_name for loop in loops])
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    return [
+        loop
+        for loop in loops
+        if loop.trigger_event_name not in seen and not trigger_firing(team=team, name=loop.trigger_event_name)
     ]

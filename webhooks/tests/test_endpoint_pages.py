@@ -1,5 +1,8 @@
 """Settings → Stripe: endpoints, the signing secret, event settings, enable/disable, delete, test events."""
 
+import html
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -196,3 +199,17 @@ def test_pages_need_login_and_forms_need_csrf(client, user, endpoint):
         strict.post(reverse("webhook-settings:secret", args=[endpoint.pk]), {"secret": "whsec_x_123456789"}).status_code
         == 403
     )
+
+
+def test_send_test_event_keeps_the_event_settings_typed_but_not_saved(logged_in, endpoint):
+    page = logged_in.get(reverse("webhook-settings:detail", args=[endpoint.pk])).content.decode()
+    fields = dict(re.findall(r'name="(invoice_[a-z_]+_(?:trigger|additional))"[^>]*?(?:value="([^"]*)")?', page))
+    edited = {**fields, "invoice_payment_failed_trigger": "paymentFailedEdited"}
+    edited.update({name.replace("_trigger", "_enabled"): "on" for name in fields if name.endswith("_trigger")})
+    response = logged_in.post(reverse("webhook-settings:test", args=[endpoint.pk, "invoice.payment_failed"]), edited)
+    text = html.unescape(response.content.decode())
+    assert response.status_code == 200 and 'value="paymentFailedEdited"' in text
+    assert "Your changes to the event settings are not saved yet" in text
+    setting = EventSetting.objects.get(endpoint=endpoint, event_type="invoice.payment_failed")
+    assert setting.trigger_event_name == "failedPayment"  # as saved: the edit waits for "Save event settings"
+    assert Delivery.objects.count() == 1  # the test was sent all the same

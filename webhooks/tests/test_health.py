@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import fixture_text, sign
-from webhooks.models import Delivery, Rejection
+from webhooks.models import Delivery, EventSetting, Rejection
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +49,26 @@ def test_a_good_delivery_clears_the_banner_and_old_refusals_leave_the_count(logg
     assert "Last refused request</dt><dd>" in page and "Missing Stripe-Signature header." in page
     stale = post_webhook(endpoint, body, signature=sign(body, timestamp=int(timezone.now().timestamp()) - 3600))
     assert stale.status_code == 400 and Rejection.objects.filter(kind="stale").exists()
+
+
+def test_a_new_endpoint_fires_what_the_seeded_templates_listen_for(logged_in, team, make_loop):
+    make_loop(team, activate=False)  # the templates are seeded (an earlier transactional test may empty them)
+    logged_in.post(reverse("webhook-settings:new"), {"name": "Main", "mode": "live"})
+    fired = dict(
+        EventSetting.objects.filter(team=team)
+        .exclude(trigger_event_name="")
+        .values_list("event_type", "trigger_event_name")
+    )
+    assert fired["invoice.payment_failed"] == "failedPayment" and fired["invoice.paid"] == "successfulPayment"
+    assert fired["customer.created"] == "newStripeCustomer" and fired["invoice.upcoming"] == "upcomingInvoice"
+    assert fired["customer.subscription.trial_will_end"] == "trialEnding"
+    assert "charge.refunded" not in fired  # no template listens for chargeRefunded: it only syncs the contact
+
+
+def test_the_stripe_settings_warn_of_active_loops_that_nothing_starts(logged_in, team, make_loop, make_endpoint):
+    make_loop(team)  # "Stripe - Payment Failed", active, listening for failedPayment
+    page = html.unescape(logged_in.get(reverse("webhook-settings:list")).content.decode())
+    assert "1 active loop listens for an event that no endpoint fires" in page and "<code>failedPayment</code>" in page
+    make_endpoint(team, triggers={"invoice.payment_failed": "failedPayment"})
+    page = html.unescape(logged_in.get(reverse("webhook-settings:list")).content.decode())
+    assert "no endpoint fires" not in page
