@@ -1,7 +1,9 @@
 import time
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncDate
 
 from accounts.models import Team
 from contacts.conditions import Field, fields_for, value_type
@@ -228,3 +230,33 @@ def _step_counts(loop: Loop, tree) -> dict[int, dict[str, int]]:
     for value in counts.values():
         value["entered"] = value["here"] + value["passed"] + value["ended"]
     return counts
+
+
+# --- the event catalogue -----------------------------------------------------------------------------
+
+RANGE_DAYS_MAX = 366
+
+
+def event_catalogue(*, team: Team, livemode: bool, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Each event name the team received in [since, until): how many, when last, and the property keys of the
+    latest one (at most 200 names, the most frequent first)."""
+    events = Event.objects.filter(team=team, livemode=livemode, created_at__gte=since, created_at__lt=until)
+    latest = Event.objects.filter(team=team, livemode=livemode, name=OuterRef("name")).order_by("-created_at", "-id")
+    rows = (
+        events.values("name")
+        .annotate(count=Count("id"), last_seen=Max("created_at"), sample=Subquery(latest.values("properties")[:1]))
+        .order_by("-count", "name")[:200]
+    )
+    return [{**row, "keys": sorted(key for key in (row["sample"] or {}) if isinstance(key, str))[:30]} for row in rows]
+
+
+def event_volume(*, team: Team, livemode: bool, name: str, since: datetime, until: datetime) -> list[tuple[date, int]]:
+    """Events per day in [since, until) (of one name, or all), every day listed, zeros too."""
+    events = Event.objects.filter(team=team, livemode=livemode, created_at__gte=since, created_at__lt=until)
+    if name:
+        events = events.filter(name=name.replace("\x00", ""))
+    per_day = dict(
+        events.annotate(day=TruncDate("created_at")).values("day").annotate(n=Count("id")).values_list("day", "n")
+    )
+    days = (until.date() - since.date()).days
+    return [(since.date() + timedelta(days=i), per_day.get(since.date() + timedelta(days=i), 0)) for i in range(days)]

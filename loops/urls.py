@@ -7,6 +7,7 @@ app_name = "loops"
 urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("events/", views.event_list, name="events"),
+    path("events/catalogue/", views.event_catalogue, name="event-catalogue"),
     path("events/<int:pk>/", views.event_detail, name="event"),
     path("emails/<int:pk>/", views.email_detail, name="email"),
     path("loops/", views.loop_list, name="loops"),

@@ -1,8 +1,11 @@
+from datetime import UTC, date, datetime, time, timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.selectors import team_object_or_404
@@ -49,6 +52,73 @@ def event_list(request: HttpRequest) -> HttpResponse:
     names = selectors.event_names(team=team, livemode=livemode) if team else []
     context = {"page": page, "names": names, "name": name, "contact": contact, "test_data": not livemode}
     return render(request, "loops/events.html", context)
+
+
+def date_range(request: HttpRequest) -> tuple[datetime, datetime, str]:
+    """[since, until) from `?from=YYYY-MM-DD&to=YYYY-MM-DD` (both days included), the last 30 days by default, at
+    most RANGE_DAYS_MAX days; and a message when what was asked could not be used."""
+    today = timezone.now().date()
+    first, last = parse_day(request.GET.get("from", "")), parse_day(request.GET.get("to", ""))
+    problem = ""
+    if (request.GET.get("from") and first is None) or (request.GET.get("to") and last is None):
+        problem = "A date is YYYY-MM-DD: the last 30 days are shown."
+        first = last = None
+    last = last or today
+    first = first or last - timedelta(days=29)
+    if first > last:
+        first, last = last, first
+    if (last - first).days >= selectors.RANGE_DAYS_MAX:
+        first = last - timedelta(days=selectors.RANGE_DAYS_MAX - 1)
+        problem = f"A range is at most {selectors.RANGE_DAYS_MAX} days: it starts on {first.isoformat()}."
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    return since, datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC), problem
+
+
+def parse_day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
+
+
+CHART_HEIGHT = 100
+
+
+@login_required
+def event_catalogue(request: HttpRequest) -> HttpResponse:
+    """Each event name with its count, when it was last seen and its property keys, over a date range, and a
+    chart of the volume per day (server-rendered SVG), of one name or all."""
+    team = request.team
+    livemode = not test_data_requested(request)
+    since, until, problem = date_range(request)
+    name = request.GET.get("name", "")[:120]
+    volume = selectors.event_volume(team=team, livemode=livemode, name=name, since=since, until=until)
+    top = max((n for _, n in volume), default=0) or 1
+    width = max(1, 600 // max(len(volume), 1))
+    bars = [
+        {
+            "x": i * width,
+            "y": CHART_HEIGHT - round(n * CHART_HEIGHT / top),
+            "h": round(n * CHART_HEIGHT / top),
+            "day": day,
+            "n": n,
+            "w": max(width - 1, 1),
+        }  # fmt: skip
+        for i, (day, n) in enumerate(volume)
+    ]
+    context = {
+        "catalogue": selectors.event_catalogue(team=team, livemode=livemode, since=since, until=until),
+        "bars": bars,
+        "chart_width": width * len(volume),
+        "chart_height": CHART_HEIGHT,
+        "total": sum(n for _, n in volume),
+        "name": name,
+        "first": since.date(),
+        "last": (until - timedelta(days=1)).date(),
+        "problem": problem,
+        "test_data": not livemode,
+    }
+    return render(request, "loops/event_catalogue.html", context)
 
 
 @login_required
