@@ -1,28 +1,61 @@
 """The webhook log: every delivery an endpoint received, what became of it, and a Replay button."""
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 from loopsync.keyset import cursors, newest_first_page
 
 from .models import Delivery, Endpoint
+from .selectors import deliveries_search, delivery_outcome
 from .services.processing import delivery_replay
 
 PAGE_SIZE = 50
 
 
+SEARCH_ROWS = 100  # the log across endpoints shows the newest matches, not pages
+REPLAYABLE = (Delivery.Status.FAILED, Delivery.Status.IGNORED)
+
+
 @login_required
 def log_index(request: HttpRequest) -> HttpResponse:
+    """Every endpoint's deliveries together, newest first: searchable by Stripe event id, a contact's email or an
+    event type, and by status, with a bulk replay of the failed or ignored ones shown. With one endpoint and no
+    search, its own (paged) log."""
     endpoints = list(Endpoint.objects.filter(team=request.team or None).order_by("created_at", "id"))
-    if len(endpoints) == 1:
+    q, status = request.GET.get("q", "").replace("\x00", "").strip()[:254], request.GET.get("status", "")
+    if len(endpoints) == 1 and not q and not status:
         return redirect("webhook-log:endpoint", pk=endpoints[0].pk)
-    return render(request, "webhooks/log_index.html", {"endpoints": endpoints})
+    deliveries = deliveries_search(team=request.team, endpoints=endpoints, q=q, status=status, limit=SEARCH_ROWS)
+    context = {
+        "endpoints": endpoints,
+        "deliveries": deliveries,
+        "q": q,
+        "status": status,
+        "statuses": Delivery.Status.choices,
+        "limit": SEARCH_ROWS,
+        "replayable": [d for d in deliveries if d.status in REPLAYABLE and not d.mode_mismatch],
+    }
+    return render(request, "webhooks/log_index.html", context)
+
+
+@login_required
+@require_POST
+def deliveries_replay(request: HttpRequest) -> HttpResponse:
+    """Replay the failed or ignored deliveries the search shows (their ids come with the form, checked here)."""
+    ids = [value for value in request.POST.getlist("ids")[:SEARCH_ROWS] if value.isascii() and value.isdigit()]
+    chosen = Delivery.objects.filter(team=request.team, pk__in=ids, status__in=REPLAYABLE).order_by("id")
+    replayed = sum(delivery_replay(delivery=delivery) == Delivery.Status.RECEIVED for delivery in chosen)
+    messages.success(request, f"{replayed} deliver{'y' if replayed == 1 else 'ies'} replayed: they go through again.")
+    back = {key: request.POST.get(key, "") for key in ("q", "status") if request.POST.get(key)}
+    return redirect(f"{reverse('webhook-log:index')}?{urlencode(back)}" if back else reverse("webhook-log:index"))
 
 
 @login_required
@@ -44,7 +77,9 @@ def log_endpoint(request: HttpRequest, pk: int) -> HttpResponse:
 def delivery_detail(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = team_object_or_404(Delivery.objects.select_related("endpoint"), request.team, pk=pk)
     payload = json.dumps(delivery.payload, indent=2, sort_keys=False)
-    return render(request, "webhooks/delivery.html", {"delivery": delivery, "payload": payload})
+    outcome = delivery_outcome(delivery=delivery)
+    context = {"delivery": delivery, "payload": payload, "outcome": outcome}
+    return render(request, "webhooks/delivery.html", context)
 
 
 @login_required

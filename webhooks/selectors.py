@@ -99,6 +99,10 @@ class DeliveryOutcome:
         return self.delivery.status in {Delivery.Status.PROCESSED, Delivery.Status.FAILED, Delivery.Status.IGNORED}
 
     @property
+    def events(self) -> list[Event]:
+        return [event for event in (self.event, self.additional) if event is not None]
+
+    @property
     def no_event_reason(self) -> str:
         """Why a processed delivery fired nothing."""
         if not self.trigger:
@@ -236,3 +240,25 @@ def loops_unfired(*, team: Team) -> list[Loop]:
         for loop in loops
         if loop.trigger_event_name not in seen and not trigger_firing(team=team, name=loop.trigger_event_name)
     ]
+
+
+def deliveries_search(*, team: Team, endpoints: list[Endpoint], q: str, status: str, limit: int) -> list[Delivery]:
+    """The newest `limit` deliveries of the team's endpoints matching `q`: a Stripe event id (evt_…), a contact's
+    email (the deliveries behind its events), or an event type; and `status`. Each endpoint's newest come from
+    its own index, then merge."""
+    deliveries = Delivery.objects.filter(team=team).select_related("endpoint").defer("payload")
+    if status in Delivery.Status.values:
+        deliveries = deliveries.filter(status=status)
+    if q.startswith("evt_"):
+        deliveries = deliveries.filter(stripe_event_id=q.removesuffix(":additional"))
+    elif "@" in q:
+        contacts = Contact.objects.filter(team=team).with_email(q)
+        keys = Event.objects.filter(team=team, contact__in=contacts, idempotency_key__startswith="evt_")
+        ids = {key.removesuffix(":additional") for key in keys.values_list("idempotency_key", flat=True)[:1000]}
+        deliveries = deliveries.filter(stripe_event_id__in=ids)
+    elif q:
+        deliveries = deliveries.filter(event_type=q)
+    rows: list[Delivery] = []
+    for endpoint in endpoints:
+        rows += deliveries.filter(endpoint=endpoint).order_by("-received_at", "-id")[:limit]
+    return sorted(rows, key=lambda d: (d.received_at, d.pk), reverse=True)[:limit]

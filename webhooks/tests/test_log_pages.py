@@ -10,8 +10,15 @@ from django.test import Client
 from django.urls import reverse
 
 from conftest import fixture_text, livemode
+from loops.models import Event
 from tests.paging import log_fill
 from webhooks.models import Delivery
+from webhooks.services.processing import deliveries_drain
+
+
+def processing_drain() -> None:
+    deliveries_drain(budget_seconds=5)
+
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +150,45 @@ def test_the_log_marks_test_mode_and_test_events_and_offers_no_replay_for_the_ot
     delivery = Delivery.objects.get()
     page = logged_in.get(reverse("webhook-log:delivery", args=[delivery.pk])).content.decode()
     assert "A test-mode event on a live-mode endpoint" in page and ">Replay</button>" not in page
+
+
+def test_the_log_across_endpoints_searches_by_event_id_email_and_type_and_replays_what_it_shows(
+    logged_in, team, endpoint, make_endpoint, post_webhook, outsider
+):
+    second = make_endpoint(team, name="Second", secret="whsec_second")
+    post_webhook(endpoint, fixture_text("pay/invoice.payment_failed.json"))
+    post_webhook(second, livemode(fixture_text("stripe-ruby-mock/charge.succeeded.json")), secret="whsec_second")
+    processing_drain()
+    failed = Delivery.objects.get(event_type="invoice.payment_failed")
+    Delivery.objects.filter(pk=failed.pk).update(status="failed", last_error="ValueError: broke")
+    both = logged_in.get(reverse("webhook-log:index")).content.decode()
+    assert "invoice.payment_failed" in both and "charge.succeeded" in both and "Second" in both
+    by_id = logged_in.get(reverse("webhook-log:index"), {"q": failed.stripe_event_id}).content.decode()
+    assert "invoice.payment_failed" in by_id and "charge.succeeded" not in by_id
+    by_email = logged_in.get(reverse("webhook-log:index"), {"q": "Customer@Example.org"}).content.decode()
+    assert "invoice.payment_failed" in by_email and "charge.succeeded" not in by_email
+    by_type = logged_in.get(reverse("webhook-log:index"), {"q": "charge.succeeded"}).content.decode()
+    assert "charge.succeeded" in by_type and "invoice.payment_failed" not in by_type
+    page = html.unescape(logged_in.get(reverse("webhook-log:index"), {"status": "failed"}).content.decode())
+    assert "Replay the 1 failed or ignored delivery shown" in page
+    ids = re.findall(r'name="ids" value="(\d+)"', page)
+    client = Client()
+    client.force_login(outsider)
+    client.post(reverse("webhook-log:replay-many"), {"ids": ids})  # another team's: nothing happens
+    assert Delivery.objects.get(pk=failed.pk).status == "failed"
+    done = logged_in.post(reverse("webhook-log:replay-many"), {"ids": ids, "status": "failed"}, follow=True)
+    assert "1 delivery replayed" in html.unescape(done.content.decode())
+    assert Delivery.objects.get(pk=failed.pk).status in {"received", "processed"}
+
+
+def test_a_delivery_links_to_what_it_led_to_and_its_event_back_to_it(logged_in, endpoint, make_loop, post_webhook):
+    make_loop(endpoint.team)
+    post_webhook(endpoint, fixture_text("pay/invoice.payment_failed.json"))
+    processing_drain()
+    delivery = Delivery.objects.get()
+    page = logged_in.get(reverse("webhook-log:delivery", args=[delivery.pk])).content.decode()
+    event = Event.objects.get(idempotency_key=delivery.stripe_event_id)
+    assert f'href="{reverse("loops:event", args=[event.pk])}"' in page
+    assert f'href="{reverse("contacts:detail", args=[event.contact_id])}"' in page and "Loop run" in page
+    back = logged_in.get(reverse("loops:event", args=[event.pk])).content.decode()
+    assert f"{reverse('webhook-log:index')}?q={delivery.stripe_event_id}" in back
