@@ -9,13 +9,20 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.selectors import team_object_or_404
+from contacts.models import ListMembership, MailingList
 from loopsync.csp import email_preview_policy
 from loopsync.keyset import cursors, newest_first_page
 from loopsync.testdata import test_data_requested
 
 from . import selectors, services
 from .models import EmailMessage, Event, Loop, LoopTemplate
-from .services.unsubscribing import TEST_EMAIL_LINK, contact_resubscribe, contact_unsubscribe, unsubscribe_contact_for
+from .services.unsubscribing import (
+    TEST_EMAIL_LINK,
+    contact_preferences_save,
+    contact_resubscribe,
+    contact_unsubscribe,
+    unsubscribe_contact_for,
+)
 
 
 @csrf_exempt  # the signed token is the authority; mail clients' one-click POST carries no CSRF token
@@ -27,15 +34,35 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     contact = unsubscribe_contact_for(token)
     if contact is None:
         return render(request, "loops/unsubscribe.html", {"invalid": True}, status=404)
+    # The team's own page: its name, and its public lists as preferences (what the list form promises)
+    public_lists = list(MailingList.objects.filter(team_id=contact.team_id, is_public=True).order_by("name"))
+    page = {"email": contact.email, "team_name": contact.team.name, "public_lists": public_lists}
     if request.method == "POST":
-        if request.POST.get("action") == "resubscribe":  # the contact's own choice, on this page
+        action = request.POST.get("action")
+        if action == "resubscribe":  # the contact's own choice, on this page (the undo)
             contact_resubscribe(contact=contact)
-            return render(request, "loops/unsubscribe.html", {"resubscribed": True, "email": contact.email})
+            return render(request, "loops/unsubscribe.html", {**page, "resubscribed": True})
+        if action == "lists":
+            contact_preferences_save(contact=contact, public_lists=public_lists, chosen=request.POST.getlist("lists"))
+            return render(
+                request, "loops/unsubscribe.html", {**page, **_membership(contact, public_lists), "saved": True}
+            )
         contact_unsubscribe(contact=contact)
-        return render(request, "loops/unsubscribe.html", {"done": True, "email": contact.email})
+        return render(request, "loops/unsubscribe.html", {**page, "done": True})
     if request.method != "GET":
         return HttpResponse(status=405)
-    return render(request, "loops/unsubscribe.html", {"email": contact.email, "subscribed": contact.subscribed})
+    context = {**page, "subscribed": contact.subscribed, **_membership(contact, public_lists)}
+    return render(request, "loops/unsubscribe.html", context)
+
+
+def _membership(contact, public_lists) -> dict:
+    ids = [mailing_list.pk for mailing_list in public_lists]
+    member_of = set(
+        ListMembership.objects.filter(contact=contact, mailing_list_id__in=ids).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
+    return {"member_of": member_of, "subscribed": contact.subscribed}
 
 
 @login_required

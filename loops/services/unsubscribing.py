@@ -3,8 +3,8 @@
 from django.core import signing
 from django.urls import reverse
 
-from contacts.models import Contact
-from contacts.services import contact_set_subscribed
+from contacts.models import Contact, ListMembership
+from contacts.services import contact_lists_change, contact_set_subscribed
 from loopsync.site import absolute_url
 
 UNSUBSCRIBE_SALT = "loops.unsubscribe"
@@ -34,3 +34,16 @@ def contact_unsubscribe(*, contact: Contact) -> Contact:
 def contact_resubscribe(*, contact: Contact) -> Contact:
     """The contact, on the page its unsubscribe link opens, asks for email again."""
     return contact_set_subscribed(contact=contact, subscribed=True, by=Contact.UnsubscribedBy.LINK)
+
+
+def contact_preferences_save(*, contact: Contact, public_lists: list, chosen: list[str]) -> None:
+    """The contact's own choice of the team's public lists, on its preferences page: joins the ticked ones, leaves
+    the others (a list that is not public, or not the team's, is never touched)."""
+    public = {mailing_list.pk for mailing_list in public_lists}
+    wanted = {int(value) for value in chosen if value.isascii() and value.isdigit() and int(value) in public}
+    have = set(
+        ListMembership.objects.filter(contact=contact, mailing_list_id__in=public).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
+    contact_lists_change(contact=contact, join=wanted - have, leave=have - wanted)

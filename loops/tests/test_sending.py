@@ -4,14 +4,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, ListMembership, MailingList
 from contacts.services import contact_sync
 from loops.models import EmailMessage, Loop, LoopRun, LoopStep
 from loops.services.queueing import email_queue
 from loops.services.sending import email_claim, emails_drain, emails_sweep
-from loops.services.unsubscribing import unsubscribe_contact_for, unsubscribe_url
+from loops.services.unsubscribing import unsubscribe_contact_for, unsubscribe_token, unsubscribe_url
 from loops.tasks import drain_emails
 
 pytestmark = pytest.mark.django_db
@@ -241,3 +242,29 @@ def test_the_unsubscribe_link_of_a_test_email_says_what_it_is(client):
 
     response = client.get(reverse("loops:unsubscribe", args=[TEST_EMAIL_LINK]))
     assert response.status_code == 200 and "This is a test email's link" in response.content.decode()
+
+
+def test_the_unsubscribe_page_is_the_teams_offers_its_public_lists_and_has_an_undo(client, team):
+    news = MailingList.objects.create(team=team, name="Newsletter", is_public=True, description="Monthly")
+    product = MailingList.objects.create(team=team, name="Product updates", is_public=True)
+    private = MailingList.objects.create(team=team, name="Internal VIPs", is_public=False)
+    contact = Contact.objects.create(team=team, email="reader@example.com")
+    ListMembership.objects.create(team=team, mailing_list=news, contact=contact)
+    ListMembership.objects.create(team=team, mailing_list=private, contact=contact)
+    url = reverse("loops:unsubscribe", args=[unsubscribe_token(contact)])
+    page = client.get(url).content.decode()
+    assert f'<span class="brand">{team.name}</span>' in page and ">LoopSync<" not in page
+    assert "Newsletter" in page and "Product updates" in page and "Internal VIPs" not in page
+    assert f'value="{news.pk}" checked' in page and 'aria-label="Main"' not in page
+    saved = client.post(url, {"action": "lists", "lists": [str(product.pk), str(private.pk)]}).content.decode()
+    assert "Your preferences are saved." in saved
+    assert set(ListMembership.objects.filter(contact=contact).values_list("mailing_list__name", flat=True)) == {
+        "Product updates", "Internal VIPs"
+    }  # fmt: skip  # the private list is never touched, by the page
+    contact.refresh_from_db()
+    assert contact.subscribed
+    done = client.post(url).content.decode()
+    assert "You're unsubscribed" in done and "Undo: resubscribe me" in done
+    client.post(url, {"action": "resubscribe"})
+    contact.refresh_from_db()
+    assert contact.subscribed
