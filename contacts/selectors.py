@@ -95,9 +95,11 @@ def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contac
     if q:
         # On PostgreSQL, UPPER(column::text) LIKE UPPER('%q%') (or 'q%'): the expressions of the trigram indexes.
         lookup = "icontains" if len(q) >= SUBSTRING_MIN else "istartswith"
-        contacts = contacts.filter(
-            Q(**{f"email__{lookup}": q}) | Q(**{f"first_name__{lookup}": q}) | Q(**{f"last_name__{lookup}": q})
-        )
+        match = Q(**{f"email__{lookup}": q}) | Q(**{f"first_name__{lookup}": q}) | Q(**{f"last_name__{lookup}": q})
+        first, _, last = q.partition(" ")
+        if last.strip():  # a full name: "Ada Lovelace" (or the start of each: "ada love")
+            match |= Q(first_name__istartswith=first, last_name__istartswith=last.strip())
+        contacts = contacts.filter(match)
     if source:
         contacts = contacts.filter(source=source)
     if filters.subscribed in {"yes", "no"}:

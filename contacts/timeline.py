@@ -1,4 +1,5 @@
-"""A contact's story: one timeline of what happened to it, newest first, each item linked to its page.
+"""A contact's story: one timeline of what happened to it, newest first, each item linked to its page; and, by
+the same registry pattern, where a property is used (the property manager's "in use" warning).
 
 The contacts app is below the apps that own most of that story (loops: events, runs, emails; webhooks: the
 deliveries behind Stripe's events), so they register a source here from their AppConfig.ready, as webhooks
@@ -36,3 +37,18 @@ def contact_timeline(*, contact: Contact, limit: int = LIMIT) -> list[Item]:
     """The newest `limit` items of every source, newest first."""
     parts = [sorted(source(contact, limit), key=lambda item: item.at, reverse=True) for source in _SOURCES.values()]
     return list(merge(*parts, key=lambda item: item.at, reverse=True))[:limit]
+
+
+# --- where a property is used ------------------------------------------------------------------------
+
+Uses = Callable[[int, str], list[tuple[str, str]]]  # (team id, property key) → [(what uses it, its URL)]
+_USES: dict[str, Uses] = {}
+
+
+def property_uses_register(*, name: str, source: Uses) -> None:
+    """As the timeline's sources: the apps above contacts say where their objects use a property."""
+    _USES[name] = source
+
+
+def property_uses(*, team_id: int, key: str) -> list[tuple[str, str]]:
+    return [use for source in _USES.values() for use in source(team_id, key)]

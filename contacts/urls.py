@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bulk_views, import_views, list_views, segment_views, views
+from . import bulk_views, import_views, list_views, property_views, segment_views, views
 
 app_name = "contacts"
 
@@ -20,6 +20,9 @@ urlpatterns = [
     path("bulk/", bulk_views.contacts_bulk, name="bulk"),
     path("segments/new/", segment_views.segment_new, name="segment-new"),
     path("segments/<int:pk>/delete/", segment_views.segment_delete, name="segment-delete"),
+    path("properties/", property_views.property_index, name="properties"),
+    path("properties/new/", property_views.property_new, name="property-new"),
+    path("properties/<int:pk>/delete/", property_views.property_delete, name="property-delete"),
     path("lists/", list_views.list_index, name="lists"),
     path("lists/new/", list_views.list_new, name="list-new"),
     path("lists/<int:pk>/edit/", list_views.list_edit, name="list-edit"),

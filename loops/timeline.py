@@ -1,13 +1,16 @@
 """The loops app's part of a contact's timeline (contacts.timeline): its events, the loop runs they started and
-each step a run passed, and the emails sent to it, each linked to its page."""
+each step a run passed, and the emails sent to it, each linked to its page; and where its loops and
+transactional emails use a property (the property manager's "in use" warning)."""
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
+from contacts.conditions import conditions_fields
 from contacts.models import Contact
 from contacts.timeline import Item
 
-from .models import EmailMessage, Event, LoopRun, LoopStep
+from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, TransactionalEmail
 
 KIND_LABELS = dict(LoopStep.Kind.choices)
 
@@ -43,3 +46,25 @@ def contact_story(contact: Contact, limit: int) -> list[Item]:
 
 def _url(name: str, pk: int) -> str:
     return reverse(name, args=[pk])
+
+
+def property_usage(team_id: int, key: str) -> list[tuple[str, str]]:
+    """Where the team's loops and transactional emails use the property `key`: in an email's Liquid
+    (`contact.key` or `contact.properties.key`), a filter or branch, a trigger, an Update contact step."""
+    names = [f"contact.{key}", f"contact.properties.{key}"]
+    text = Q()
+    for name in names:
+        text |= Q(subject__contains=name) | Q(body__contains=name) | Q(preview_text__contains=name)
+    uses: dict[str, str] = {}
+    steps = LoopStep.objects.filter(team_id=team_id).select_related("loop")
+    for step in steps.filter(text | Q(kind=LoopStep.Kind.UPDATE_CONTACT, update_property=key)):
+        uses[f"Loop “{step.loop.name}”: {step.get_kind_display().lower()}"] = _url("loops:loop", step.loop_id)
+    for step in steps.filter(kind__in=[LoopStep.Kind.FILTER, LoopStep.Kind.BRANCH]):
+        trees = [step.conditions] + [path.get("conditions") for path in step.paths or []]
+        if any(names[1] in conditions_fields(tree) for tree in trees if tree):
+            uses[f"Loop “{step.loop.name}”: {step.get_kind_display().lower()}"] = _url("loops:loop", step.loop_id)
+    for loop in Loop.objects.filter(team_id=team_id, trigger_field=names[1]):
+        uses[f"Loop “{loop.name}”: its trigger"] = _url("loops:loop", loop.pk)
+    for email in TransactionalEmail.objects.filter(team_id=team_id).filter(text):
+        uses[f"Transactional email “{email.name}”"] = _url("loops:transactional", email.pk)
+    return list(uses.items())

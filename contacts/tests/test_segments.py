@@ -103,3 +103,10 @@ def test_property_columns_are_chosen_and_remembered(logged_in, audience):
     assert "<th>Seats</th>" in later and "<td>40</td>" in later
     cleared = logged_in.get(reverse("contacts:list"), {"cols": "1"}).content.decode()
     assert "<th>Seats</th>" not in cleared
+
+
+def test_the_search_finds_a_full_name(logged_in, team):
+    Contact.objects.create(team=team, email="al@example.com", first_name="Ada", last_name="Lovelace")
+    Contact.objects.create(team=team, email="ag@example.com", first_name="Ada", last_name="Gray")
+    found = logged_in.get(reverse("contacts:list"), {"q": "ada love"}).content.decode()
+    assert ">al@example.com<" in found and ">ag@example.com<" not in found
