@@ -73,9 +73,11 @@ class ConditionsBuilder:
         self.prefix = prefix
         self.title = title  # what its rows' labels start with when a form has several builders: "Path 2"
         self.catalogue = catalogue
+        self.acting = False  # sent with one of its buttons: a row being built, not a filter to check yet
         if data is not None:
             self.root = _read(data, prefix, depth=1)
             action = builder_action(data)
+            self.acting = bool(action)
             if action and (action[1] == prefix or action[1].startswith(prefix + "-")):
                 _apply(self.root, *action)
         else:
@@ -87,6 +89,8 @@ class ConditionsBuilder:
             known = catalogue.get(item.field)
             item.operators = [(kind, list(OPERATORS[kind].items())) for kind in ([known.type] if known else OPERATORS)]
             item.is_list = bool(known and known.type == LIST)
+            if self.acting and known and item.op not in OPERATORS[known.type]:
+                item.op = next(iter(OPERATORS[known.type]))  # a field just picked: its type's first condition
         self.rename(prefix, title)
 
     def rename(self, prefix: str, title: str) -> None:
@@ -117,11 +121,15 @@ class ConditionsBuilder:
 
     # --- reading it back ---------------------------------------------------------------------------
 
-    def tree(self) -> dict | None:
+    def tree(self, *, lenient: bool = False) -> dict | None:
         """The tree the rows make (rows without a field and empty groups left out), checked against the
-        catalogue; None if a row or the whole is refused, with the reasons on the rows and in `error`."""
+        catalogue; None if a row or the whole is refused, with the reasons on the rows and in `error`. `lenient`:
+        the rows that cannot be used yet are left out too, without a word (a form sent by a builder button)."""
         tree = self._tree(self.root)
-        if any(item.error for item in _all(self.root)):
+        if lenient:
+            for item in _all(self.root):
+                item.error = ""
+        elif any(item.error for item in _all(self.root)):
             return None
         try:
             return conditions_clean(tree, self.catalogue)

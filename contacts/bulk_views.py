@@ -20,6 +20,10 @@ from .services import BulkAction
 SELECTION_MAX = 1_000  # rows ticked on the page
 
 
+def _contacts(n: int) -> str:
+    return f"{n:,} contact{'' if n == 1 else 's'}"
+
+
 def _params(data) -> list[tuple[str, str]]:
     """The Audience's filters, to carry from the page to the confirmation and back."""
     kept = (*segment_views.KEPT, "test")
@@ -75,11 +79,13 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
         }
         return render(request, "contacts/bulk_confirm.html", context)
     changed = services.contacts_bulk(team=request.team, ids=ids, action=action, mailing_list=mailing_list)
+    rest = len(ids) - changed
+    were = f"{rest:,} {'was' if rest == 1 else 'were'}"
     done = {
-        BulkAction.ADD_TO_LIST: f"{changed:,} contact(s) added to “{mailing_list.name if mailing_list else ''}”"
-        f" ({len(ids) - changed:,} were on it already).",
-        BulkAction.UNSUBSCRIBE: f"{changed:,} contact(s) unsubscribed ({len(ids) - changed:,} were already).",
-        BulkAction.DELETE: f"{changed:,} contact(s) deleted.",
+        BulkAction.ADD_TO_LIST: f"{_contacts(changed)} added to “{mailing_list.name if mailing_list else ''}”"
+        f" ({were} on it already).",
+        BulkAction.UNSUBSCRIBE: f"{_contacts(changed)} unsubscribed ({were} already).",
+        BulkAction.DELETE: f"{_contacts(changed)} deleted.",
     }[BulkAction(action)]
     messages.success(request, done)
     return redirect(back)

@@ -69,7 +69,7 @@ def audience_filter(*, team: Team, params, livemode: bool = True) -> AudienceQue
     segment_id = str(params.get("segment", ""))[:20]
     segment = Segment.objects.filter(team=team, pk=segment_id).first() if _an_id(segment_id) else None
     builder = ConditionsBuilder("c", audience_catalogue(team=team), data=params if "c-match" in params else None)
-    tree = builder.tree() if "c-match" in params else {"match": "all", "rules": []}
+    tree = builder.tree(lenient=builder.acting) if "c-match" in params else {"match": "all", "rules": []}
     trees = [t for t in ((segment.conditions if segment else None), tree) if t and t.get("rules")]
     filters = AudienceFilter(
         q=str(params.get("q", ""))[:200],

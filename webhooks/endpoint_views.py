@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -83,7 +83,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _endpoint(request, pk)
     delivery = selectors.endpoint_delivery(endpoint=endpoint, delivery_id=request.GET.get("test"))
     outcome = selectors.delivery_outcome(delivery=delivery) if delivery else None
-    return _render_detail(request, endpoint, outcome=outcome)
+    return _render_detail(request, endpoint, outcome=outcome, settings_form=_unsaved_settings(request, endpoint))
 
 
 @team_admin_required
@@ -244,17 +244,32 @@ def endpoint_test(request: HttpRequest, pk: int, event_type: str) -> HttpRespons
     detail = reverse("webhook-settings:detail", args=[endpoint.pk])
     form = EventSettingsForm(request.POST, type_settings=selectors.endpoint_type_settings(endpoint=endpoint))
     if _settings_posted(request) and form.has_changed():
-        # Sent from the events form with edits not saved yet: the page again, with them kept as typed
+        # Sent from the events form with edits not saved yet: kept for the page it goes back to (once), so a
+        # reload of that page sends nothing again
+        request.session[_UNSAVED.format(pk=endpoint.pk)] = {
+            key: request.POST.getlist(key) for key in request.POST if key != "csrfmiddlewaretoken"
+        }
         messages.info(
             request,
             "Your changes to the event settings are not saved yet (the test used the saved ones): "
             "press “Save event settings” to keep them.",
             extra_tags="in-section events",
         )
-        delivery = selectors.endpoint_delivery(endpoint=endpoint, delivery_id=received.delivery_id)
-        outcome = selectors.delivery_outcome(delivery=delivery) if delivery else None
-        return _render_detail(request, endpoint, outcome=outcome, settings_form=form)
     return redirect(f"{detail}?test={received.delivery_id}#test-result")
+
+
+_UNSAVED = "endpoint_{pk}_unsaved_settings"
+
+
+def _unsaved_settings(request: HttpRequest, endpoint) -> EventSettingsForm | None:
+    """The event settings typed but not saved before a "Send test event", once."""
+    data = request.session.pop(_UNSAVED.format(pk=endpoint.pk), None)
+    if not data:
+        return None
+    bound = QueryDict(mutable=True)
+    for key, values in data.items():
+        bound.setlist(key, values)
+    return EventSettingsForm(bound, type_settings=selectors.endpoint_type_settings(endpoint=endpoint))
 
 
 def _settings_posted(request: HttpRequest) -> bool:

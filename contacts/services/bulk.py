@@ -29,8 +29,8 @@ def bulk_ids(contacts: QuerySet[Contact]) -> list[int]:
     ids = list(contacts.order_by("id").values_list("id", flat=True)[: BULK_MAX + 1])
     if len(ids) > BULK_MAX:
         raise ValidationError(
-            f"A bulk action takes at most {BULK_MAX:,} contacts at a time (BULK_MAX): narrow the filter, or save it "
-            "as a segment and go part by part (e.g. by source or by date added)."
+            f"A bulk action takes at most {BULK_MAX:,} contacts at a time: narrow the filter, or go part by part "
+            "(e.g. by source or by date added)."
         )
     return ids
 

@@ -41,7 +41,7 @@ from ..billing import BILLING_PROPERTIES
 from ..changes import changes_send, contact_state, state_changes
 from ..models import Contact, ContactImport, ContactImportError, ContactProperty, UnsubscribedBy
 from ..signals import contacts_created
-from .exporting import cell_unsafe
+from .exporting import cell_safe, cell_unsafe
 from .properties import PROPERTY_KEY, RESERVED_KEYS, _properties_declare
 from .syncing import ContactKey, contacts_lock
 
@@ -93,7 +93,7 @@ def _header_key(header: str) -> str:
 
 def property_key_for(header: str) -> str:
     """A property key from a column's header: "Plan name" → planName (empty if none can be made)."""
-    words = re.findall(r"[A-Za-z0-9]+", header)
+    words = [word.lower() if word.isupper() else word for word in re.findall(r"[A-Za-z0-9]+", header)]
     key = "".join(word if i == 0 else word[:1].upper() + word[1:] for i, word in enumerate(words))
     key = key[:1].lower() + key[1:]
     return key[:64] if PROPERTY_KEY.fullmatch(key[:64]) and key not in RESERVED_KEYS else ""
@@ -108,7 +108,14 @@ def _decode(raw: bytes) -> str:
 
 def _rows(text: str) -> "_csv.Reader":
     csv.field_size_limit(settings.PROPERTY_VALUE_MAX_CHARS + 1)  # a longer cell is a csv.Error, named
-    return csv.reader(io.StringIO(text, newline=""))
+    return csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+
+
+def _delimiter(text: str) -> str:
+    """A comma, or the semicolon or tab that the header row uses more (spreadsheets in many locales save those)."""
+    header = text[: text.find("\n") if "\n" in text else 10_000]
+    counts = {mark: header.count(mark) for mark in (",", ";", "\t")}
+    return max(counts, key=lambda mark: (counts[mark], mark == ","))
 
 
 @dataclass
@@ -189,7 +196,11 @@ def mapping_proposed(*, team: Team, columns: list[Column]) -> list[str]:
     declared = set(ContactProperty.objects.filter(team=team).values_list("key", flat=True))
     taken: set[str] = set()
     mapping = []
-    for column in columns:
+    refused_rows = [column.header for column in columns[:2]] == ["Line", "Reason"]  # our refused-rows file, fixed
+    for index, column in enumerate(columns):
+        if refused_rows and index < 2:
+            mapping.append("")
+            continue
         target = HEADERS.get(_header_key(column.header), "")
         if not target:
             folded = {_header_key(key): key for key in declared | set(BILLING_PROPERTIES)}
@@ -603,6 +614,6 @@ def _row_apply(
 
 def import_errors_rows(contact_import: ContactImport) -> Iterator[list[str]]:
     """The refused rows as CSV rows: the file's header and a Line and a Reason column, then each row."""
-    yield ["Line", "Reason", *contact_import.columns]
+    yield ["Line", "Reason", *(cell_safe(column) for column in contact_import.columns)]
     for error in ContactImportError.objects.filter(contact_import=contact_import).iterator(chunk_size=2000):
-        yield [str(error.line), error.reason, *(str(cell) for cell in error.cells)]
+        yield [str(error.line), cell_safe(error.reason), *(cell_safe(str(cell)) for cell in error.cells)]

@@ -183,3 +183,20 @@ def test_the_commands_import_with_a_summary_and_export(team, tmp_path):
     header, row = exported.getvalue().splitlines()[:2]
     assert header.startswith("Email,First Name,Last Name,Source,Subscribed,User Group,User Id,")
     assert "colour" in header.split(",") and row.startswith("ada@example.com,Ada,,CSV import,true,,,")
+
+
+def test_semicolons_all_caps_headers_and_a_refused_rows_file_are_read_as_meant(team):
+    contact_import = import_create(
+        team=team, user=None, filename="p.csv", raw=b"Email;MEMBER_RATING;First Name\na@example.com;5;A\n"
+    )
+    assert contact_import.mapping == ["email", "property:memberRating", "first_name"]
+    again = import_create(
+        team=team, user=None, filename="p-refused-rows.csv", raw=b"Line,Reason,Email\n3,bad,a@example.com\n"
+    )
+    assert again.mapping == ["", "", "email"]  # the file's own Line and Reason columns are skipped
+
+
+def test_the_refused_rows_file_neutralises_formulas_too(team):
+    done = run(team, "Email,Note\nnot-an-email,=1+1\n")
+    lines = list(csv_lines(importing_module.import_errors_rows(done)))
+    assert lines[1].endswith(",'=1+1\r\n")

@@ -110,3 +110,10 @@ def test_the_search_finds_a_full_name(logged_in, team):
     Contact.objects.create(team=team, email="ag@example.com", first_name="Ada", last_name="Gray")
     found = logged_in.get(reverse("contacts:list"), {"q": "ada love"}).content.decode()
     assert ">al@example.com<" in found and ">ag@example.com<" not in found
+
+
+def test_a_field_just_picked_gets_its_conditions_without_an_error(logged_in, audience):
+    picked = {"c-match": "all", "c-0-field": "contact.properties.seats", "c-0-op": "equals", "builder": "refresh:"}
+    page = html.unescape(logged_in.get(reverse("contacts:list"), picked).content.decode())
+    assert "does not apply" not in page and "enter a value" not in page
+    assert '<option value="eq" selected>' in page  # the number's first condition, not the text one it had

@@ -86,7 +86,7 @@ def test_import_filter_save_a_segment_export_and_act_in_bulk(page: Page, live_se
     expect(page.get_by_role("heading", name="Unsubscribe 10 contacts?")).to_be_visible()
     shots(page, "bulk-confirm")
     page.get_by_role("button", name="Unsubscribe 10", exact=True).click()
-    expect(page.get_by_role("status").filter(has_text="10 contact(s) unsubscribed")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="10 contacts unsubscribed")).to_be_visible()
     page.get_by_label("Subscribed", exact=True).select_option("no")
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.get_by_role("status").filter(has_text=f"10 of {ROWS} contacts match.")).to_be_visible()

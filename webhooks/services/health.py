@@ -49,7 +49,8 @@ class Health:
     last_failure_reason: str
     refused: dict[str, int]  # kind's label → count, over WINDOW
     deliveries_in_window: int
-    secret_mismatch: bool  # every request of WINDOW failed the signature
+    secret_mismatch: bool  # every request since the endpoint last changed (in WINDOW) failed the signature
+    no_secret: bool  # none saved yet: every request is refused
 
 
 def endpoint_health(*, endpoint: Endpoint) -> Health:
@@ -59,12 +60,22 @@ def endpoint_health(*, endpoint: Endpoint) -> Health:
     counts = {row["kind"]: row["n"] for row in recent.values("kind").annotate(n=Sum("count")).order_by("kind")}
     last = Rejection.objects.filter(endpoint=endpoint).order_by("-last_at").first()
     deliveries = Delivery.objects.filter(endpoint=endpoint, received_at__gte=since).count() if counts else 0
-    signature = counts.get(Rejection.Kind.SIGNATURE, 0) + counts.get(Rejection.Kind.STALE, 0)
+    # Since the endpoint last changed (a new secret is saved, say): what the banner judges by
+    changed = max(since, endpoint.updated_at) if endpoint.updated_at else since
+    signature = (
+        recent.filter(kind__in=[Rejection.Kind.SIGNATURE, Rejection.Kind.STALE], last_at__gte=changed).exists()
+        if counts
+        else False
+    )
+    delivered_since = (
+        Delivery.objects.filter(endpoint=endpoint, received_at__gte=changed).exists() if signature else True
+    )
     return Health(
         last_delivery_at=last_delivery,
         last_failure_at=last.last_at if last else None,
         last_failure_reason=last.last_reason if last else "",
         refused={Rejection.Kind(kind).label: n for kind, n in counts.items()},
         deliveries_in_window=deliveries,
-        secret_mismatch=signature > 0 and deliveries == 0,
+        secret_mismatch=bool(endpoint.signing_secret) and signature and not delivered_since,
+        no_secret=not endpoint.signing_secret,
     )

@@ -72,3 +72,16 @@ def test_the_stripe_settings_warn_of_active_loops_that_nothing_starts(logged_in,
     make_endpoint(team, triggers={"invoice.payment_failed": "failedPayment"})
     page = html.unescape(logged_in.get(reverse("webhook-settings:list")).content.decode())
     assert "no endpoint fires" not in page
+
+
+def test_a_new_secret_clears_the_banner_and_no_secret_says_so(logged_in, team, endpoint, post_webhook, make_endpoint):
+    body = fixture_text("pay/invoice.payment_failed.json")
+    post_webhook(endpoint, body, secret="whsec_not_the_one")
+    detail = reverse("webhook-settings:detail", args=[endpoint.pk])
+    assert "The signing secret does not match." in logged_in.get(detail).content.decode()
+    logged_in.post(reverse("webhook-settings:secret", args=[endpoint.pk]), {"secret": "whsec_" + "n" * 32})
+    page = logged_in.get(detail).content.decode()
+    assert "The signing secret does not match." not in page and "1 × wrong or missing signature" in page
+    bare = make_endpoint(team, name="Bare", secret="")
+    page = logged_in.get(reverse("webhook-settings:detail", args=[bare.pk])).content.decode()
+    assert "No signing secret is saved yet" in page and "does not match" not in page
