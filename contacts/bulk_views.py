@@ -24,6 +24,11 @@ def _contacts(n: int) -> str:
     return f"{n:,} contact{'' if n == 1 else 's'}"
 
 
+def _an_id(value: str) -> bool:
+    """ASCII digits that fit an id ("²" passes str.isdigit() but not int(); 19 digits may overflow SQLite)."""
+    return value.isascii() and value.isdigit() and len(value) < 19
+
+
 def _params(data) -> list[tuple[str, str]]:
     """The Audience's filters, to carry from the page to the confirmation and back."""
     kept = (*segment_views.KEPT, "test")
@@ -45,11 +50,11 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
     mailing_list = None
     if action == BulkAction.ADD_TO_LIST:
         list_id = str(data.get("to_list", ""))
-        mailing_list = MailingList.objects.filter(team=request.team, pk=list_id).first() if list_id.isdigit() else None
+        mailing_list = MailingList.objects.filter(team=request.team, pk=list_id).first() if _an_id(list_id) else None
         if mailing_list is None:
             messages.error(request, "Choose the mailing list to add them to.")
             return redirect(back)
-    selected = [value for value in data.getlist("ids")[: SELECTION_MAX + 1] if value.isascii() and value.isdigit()]
+    selected = [value for value in data.getlist("ids")[: SELECTION_MAX + 1] if _an_id(value)]
     if len(selected) > SELECTION_MAX:
         messages.error(request, f"Tick at most {SELECTION_MAX:,} rows, or use the filter for more.")
         return redirect(back)

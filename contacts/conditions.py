@@ -18,7 +18,7 @@ catch-all).
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -64,6 +64,11 @@ MAX_RULES = 50
 MAX_DEPTH = 3  # a tree, a group in it, a group in that
 MAX_VALUE_LENGTH = 255
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "²", which int() refuses
+NUMBER_EXPONENT_MAX = 300  # a rule's number: within a double's range, and what PostgreSQL's numeric can take
+# A date given as a number is a Unix time: in seconds (Stripe's), or in milliseconds (the API's, Loops') from
+# EPOCH_MS_FROM on (10^11 seconds is the year 5138); past EPOCH_MAX milliseconds (the year 9999), or below 0, none.
+EPOCH_MS_FROM = 10**11
+EPOCH_MAX = 253_402_300_799_000
 
 # The contact's own fields a condition reads, by their names in the tree, with their types.
 CONTACT_FIELD_TYPES = {
@@ -176,6 +181,8 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         raise ValidationError(f"{field.label} {OPERATORS[field.type][op]}: enter a value.")
     if field.type == NUMBER and _number(value) is None:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a number.")
+    if field.type == NUMBER and not _in_range(_number(value)):
+        raise ValidationError(f"{field.label}: “{value[:40]}” is out of range.")
     if field.type == DATE and op in {"before", "after"} and _when(value) is None:
         raise ValidationError(f"{field.label}: “{value[:40]}” is not a date (YYYY-MM-DD).")
     if "\x00" in value or "\x00" in str(rule.get("value2", "")):
@@ -195,6 +202,8 @@ def _clean_rule(rule: Any, catalogue: Mapping[str, Field]) -> dict:
         high = str(rule.get("value2", "")).strip()
         if _number(high) is None:
             raise ValidationError(f"{field.label} between: enter two numbers.")
+        if not _in_range(_number(high)):
+            raise ValidationError(f"{field.label}: “{high[:40]}” is out of range.")
         low = cleaned["value"]
         if _number(low) > _number(high):  # "between 10 and 5": the same range, said the usual way
             low, high = high, low
@@ -316,14 +325,35 @@ def _number(value: Any) -> Decimal | None:
     return number if number.is_finite() else None  # NaN cannot be ordered: `<` on it raises InvalidOperation
 
 
+def _in_range(number: Decimal) -> bool:
+    return number.is_zero() or abs(number.adjusted()) <= NUMBER_EXPONENT_MAX
+
+
 def _when(value: Any) -> datetime | None:
-    """A datetime (aware) from a datetime, a date, an ISO string or a Unix timestamp (Stripe's)."""
+    """A datetime (aware) from a datetime, a date, an ISO string or a Unix time (seconds, Stripe's; milliseconds
+    from EPOCH_MS_FROM, the API's). None for anything else, or a time that a datetime in UTC cannot hold."""
+    when = _parsed_when(value)
+    if when is not None:
+        try:
+            when.astimezone(UTC)  # "9999-12-31T23:59:59-01:00" is past datetime.max in UTC: no query can hold it
+        except OverflowError:
+            return None
+    return when
+
+
+def _parsed_when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if timezone.is_aware(value) else timezone.make_aware(value)
     if isinstance(value, date):
         return timezone.make_aware(datetime(value.year, value.month, value.day))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.get_current_timezone())
+        if not 0 <= value < EPOCH_MAX:
+            return None
+        seconds = value / 1000 if value >= EPOCH_MS_FROM else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.get_current_timezone())
+        except (OverflowError, OSError, ValueError):
+            return None
     if isinstance(value, str) and value.strip():
         text = value.strip()
         try:

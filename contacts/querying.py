@@ -4,16 +4,18 @@ without case, numbers and dates by value, a missing property as empty.
 
 A property's value lives in `Contact.properties` (JSON). A number is compared only where the value is one
 (`JSONNumber`: no cast of a text value can fail the query); a date property is ISO text, compared as text with the
-day (before, after) or the ISO form of the bound (within the last or next N days). Event properties have no place
+day (before, after) or the ISO form of the bound (within the last or next N days), or a Unix time (`_epoch_q`).
+A property's key is always a parameter, never part of a lookup path. Event properties have no place
 here (there is no triggering event): a tree that names one is refused by the catalogue before it gets here.
 """
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Exists, F, FloatField, Func, OuterRef, Q, Value
-from django.db.models.fields.json import KT
+from django.db.models import Exists, F, FloatField, Func, JSONField, OuterRef, Q, TextField, Value
+from django.db.models.fields.json import HasKey, KeyTextTransform, KeyTransform, KeyTransformExact, KeyTransformIExact
 from django.db.models.functions import Lower, Trim
 from django.db.models.lookups import (
     Contains,
@@ -22,38 +24,72 @@ from django.db.models.lookups import (
     GreaterThanOrEqual,
     LessThan,
     LessThanOrEqual,
+    Regex,
     StartsWith,
 )
 from django.utils import timezone
 
-from .conditions import CONTACT_FIELD_TYPES, DATE, _when
+from .conditions import CONTACT_FIELD_TYPES, DATE, EPOCH_MAX, EPOCH_MS_FROM, _when
 from .models import ListMembership
 
 
-class JSONNumber(Func):
-    """A property's value as a number where it is one, else NULL (compares false), on PostgreSQL and SQLite."""
+class _JSONValue(Func):
+    """A property's value where its JSON type is `json_type`, else NULL (compares false), on PostgreSQL and SQLite.
+    The key is a parameter (never a lookup name: a property may be called `contains` or `in`)."""
 
-    output_field = FloatField()
+    json_type = ""  # PostgreSQL's jsonb_typeof
+    sqlite_types: tuple[str, ...] = ()
+    cast = ""
 
     def __init__(self, key: str):
-        super().__init__(F("properties"), Value(key))
+        super().__init__(F("properties"), Value(key), Value("$." + json.dumps(key)))
 
     def as_postgresql(self, compiler, connection, **extra):
-        column, key = (compiler.compile(expression) for expression in self.source_expressions)
+        column, key, _ = (compiler.compile(expression) for expression in self.source_expressions)
         sql = (
-            f"(CASE WHEN jsonb_typeof({column[0]} -> {key[0]}) = 'number' "
-            f"THEN ({column[0]} ->> {key[0]})::double precision END)"
+            f"(CASE WHEN jsonb_typeof({column[0]} -> {key[0]}) = '{self.json_type}' "
+            f"THEN ({column[0]} ->> {key[0]}){self.cast} END)"
         )
         return sql, (*column[1], *key[1], *column[1], *key[1])
 
     def as_sqlite(self, compiler, connection, **extra):
-        column, key = (compiler.compile(expression) for expression in self.source_expressions)
-        path = f"'$.\"' || {key[0]} || '\"'"
-        sql = (
-            f"(CASE WHEN json_type({column[0]}, {path}) IN ('integer', 'real') "
-            f"THEN json_extract({column[0]}, {path}) END)"
-        )
-        return sql, (*column[1], *key[1], *column[1], *key[1])
+        column, _, path = (compiler.compile(expression) for expression in self.source_expressions)
+        types = ", ".join(f"'{kind}'" for kind in self.sqlite_types)
+        value = f"json_extract({column[0]}, {path[0]})"
+        sql = f"(CASE WHEN json_type({column[0]}, {path[0]}) IN ({types}) THEN {value} END)"
+        return sql, (*column[1], *path[1], *column[1], *path[1])
+
+
+class JSONNumber(_JSONValue):
+    """A property's value as a number where it is one. On PostgreSQL a numeric, compared with numeric bounds
+    (`_Number`): exact as `conditions_match`'s Decimal is, and no integer past a double's range can fail the query."""
+
+    output_field = FloatField()
+    json_type, sqlite_types, cast = "number", ("integer", "real"), "::numeric"
+
+
+class JSONText(_JSONValue):
+    """A property's value where it is JSON text, compared byte by byte (COLLATE "C" on PostgreSQL: an ISO date
+    sorts as its characters do, whatever the database's collation)."""
+
+    output_field = TextField()
+    json_type, sqlite_types, cast = "string", ("text",), ' COLLATE "C"'
+
+
+class _Number(Func):
+    """A rule's number as a query parameter: numeric on PostgreSQL (beside JSONNumber), a float on SQLite."""
+
+    output_field = FloatField()
+
+    def __init__(self, number: Decimal | float):
+        super().__init__()
+        self.number = number
+
+    def as_sql(self, compiler, connection, **extra):
+        return "%s", (float(self.number),)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return "%s::numeric", (str(Decimal(self.number)),)
 
 
 def conditions_q(tree: Mapping | None) -> Q:
@@ -108,35 +144,59 @@ def _text_q(column: str, op: str, value: str) -> Q:
 
 def _property_q(key: str, rule: Mapping) -> Q:
     op, value = rule["op"], rule.get("value", "")
-    present = Q(properties__has_key=key) & ~Q(**{f"properties__{key}": None}) & ~Q(**{f"properties__{key}": ""})
+    # The key as an expression, never spliced into a lookup path ("properties__<key>"): a key named `contains`,
+    # `in` or `isnull` would be read as that lookup, one with `__` as a path into the value.
+    present = Q(HasKey(F("properties"), key)) & ~_json_is(key, None) & ~_json_is(key, "")
     if op == "is_empty":
         return ~present
     if op == "is_not_empty":
         return present
     if op in {"is_true", "is_false"}:
-        truth = present & (Q(**{f"properties__{key}": True}) | Q(**{f"properties__{key}__iexact": "true"}))
+        truth = present & (_json_is(key, True) | Q(KeyTransformIExact(KeyTransform(key, "properties"), "true")))
         return truth if op == "is_true" else ~present | (present & ~truth)  # missing is false, never NULL
     if op in {"eq", "ne", "lt", "gt", "between"}:
-        number, low = JSONNumber(key), float(Decimal(value))
+        number, low = JSONNumber(key), _Number(Decimal(value))
         if op == "between":
-            high = float(Decimal(rule.get("value2", "")))
-            return Q(GreaterThanOrEqual(number, min(low, high))) & Q(LessThanOrEqual(number, max(low, high)))
+            bounds = sorted((Decimal(value), Decimal(rule.get("value2", ""))))
+            return Q(GreaterThanOrEqual(number, _Number(bounds[0]))) & Q(LessThanOrEqual(number, _Number(bounds[1])))
         if op == "ne":  # a number, and another one
             return Q(LessThan(number, low)) | Q(GreaterThan(number, low))
-        return Q({"eq": Exact, "lt": LessThan, "gt": GreaterThan}[op](number, low))
-    if op in {"before", "after"}:  # ISO text against the day: "2027-01-31T10:00" is after 2027-01-31, not before
-        text = KT(f"properties__{key}")
-        return Q(LessThan(text, Value(value))) if op == "before" else Q(GreaterThan(text, Value(value)))
-    if op in {"within_last", "within_next"}:
-        text = KT(f"properties__{key}")
-        low, high = _date_bounds(op, value)
-        return Q(GreaterThanOrEqual(text, Value(low.isoformat()))) & Q(LessThan(text, Value(high.isoformat())))
+        return Q({"eq": Exact, "lt": LessThan, "gt": GreaterThan}[op](JSONNumber(key), low))
+    if op in {"before", "after", "within_last", "within_next"}:
+        return _date_property_q(key, op, value)
     # Text: trimmed and without case, as in memory (a property's value is kept as it was sent)
-    text = Lower(Trim(KT(f"properties__{key}")))
+    text = Lower(Trim(KeyTextTransform(key, "properties")))
     lookup = {"equals": Exact, "not_equals": Exact, "contains": Contains, "not_contains": Contains,
               "starts_with": StartsWith}[op]  # fmt: skip
     match = Q(lookup(text, value.lower()))
     return (~match | ~present) if op in {"not_equals", "not_contains"} else match
+
+
+def _json_is(key: str, value: str | bool | None) -> Q:
+    """The property's JSON value is `value` (None: JSON null), as `properties__<key>=value` would say."""
+    return Q(KeyTransformExact(KeyTransform(key, "properties"), Value(value, output_field=JSONField())))
+
+
+def _date_property_q(key: str, op: str, value: str) -> Q:
+    """A date property is ISO text or a Unix time (seconds, or milliseconds from EPOCH_MS_FROM), as `_when` reads
+    it in memory; any other value (empty, a word) is no date and matches no date rule."""
+    text = JSONText(key)
+    iso = Q(Regex(text, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"))
+    if op in {"before", "after"}:  # ISO text against the day: "2027-01-31T10:00" is after 2027-01-31, not before
+        compare = LessThan if op == "before" else GreaterThan
+        return (iso & Q(compare(text, Value(value)))) | _epoch_q(key, compare, _when(value))
+    low, high = _date_bounds(op, value)
+    return (iso & Q(GreaterThanOrEqual(text, Value(low.isoformat()))) & Q(LessThan(text, Value(high.isoformat())))) | (
+        _epoch_q(key, GreaterThanOrEqual, low) & _epoch_q(key, LessThan, high)
+    )
+
+
+def _epoch_q(key: str, compare, when: datetime) -> Q:
+    """A numeric date property (Unix seconds, or milliseconds from EPOCH_MS_FROM) compared with `when`."""
+    number, at = JSONNumber(key), Decimal(str(when.timestamp()))
+    seconds = Q(GreaterThanOrEqual(number, _Number(0))) & Q(LessThan(number, _Number(EPOCH_MS_FROM)))
+    millis = Q(GreaterThanOrEqual(number, _Number(EPOCH_MS_FROM))) & Q(LessThan(number, _Number(EPOCH_MAX)))
+    return (seconds & Q(compare(number, _Number(at)))) | (millis & Q(compare(JSONNumber(key), _Number(at * 1000))))
 
 
 def _date_bounds(op: str, value: str) -> tuple[datetime, datetime]:

@@ -199,7 +199,10 @@ def contact_deliveries(contact: Contact, limit: int) -> list[Item]:
         .order_by("-created_at")
         .values_list("idempotency_key", flat=True)[:limit]
     )
-    deliveries = Delivery.objects.filter(team_id=contact.team_id, stripe_event_id__in=keys).only(
+    # By the team's endpoints, so the (endpoint, event id) key finds them: by team_id, PostgreSQL reads every
+    # delivery the team ever received (no index leads with the event id)
+    endpoints = Endpoint.objects.filter(team_id=contact.team_id).values("pk")
+    deliveries = Delivery.objects.filter(endpoint__in=endpoints, stripe_event_id__in=keys).only(
         "pk", "event_type", "status", "ignored_reason", "received_at", "stripe_event_id"
     )
     return [

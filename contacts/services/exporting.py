@@ -30,14 +30,20 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2_000
 
 
+def _formula_like(value: str) -> bool:
+    """Starts as a formula, after any apostrophes: so a value that itself starts "'=" gets one more, and the
+    import, which takes exactly one off, gives it back as it was."""
+    return value.lstrip("'").startswith(FORMULA_START)
+
+
 def cell_safe(value: str) -> str:
     """A text cell a spreadsheet shows as text, never runs."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    return "'" + value if _formula_like(value) else value
 
 
 def cell_unsafe(value: str) -> str:
     """What `cell_safe` wrote, back (the import's side)."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+    return value[1:] if value.startswith("'") and _formula_like(value) else value
 
 
 def property_keys(*, team: Team) -> list[str]:

@@ -41,6 +41,7 @@ from ..billing import BILLING_PROPERTIES
 from ..changes import changes_send, contact_state, state_changes
 from ..models import Contact, ContactImport, ContactImportError, ContactProperty, UnsubscribedBy
 from ..signals import contacts_created
+from .editing import RESUBSCRIBABLE_BY_TEAM
 from .exporting import cell_safe, cell_unsafe
 from .properties import PROPERTY_KEY, RESERVED_KEYS, _properties_declare
 from .syncing import ContactKey, contacts_lock
@@ -473,6 +474,8 @@ def _typed(key: str, value: str, kind: str) -> Any:
             raise _Refused(f"{key} is true or false: “{value[:40]}” is neither.")
         return value.lower() in TRUE
     if kind == ContactProperty.Type.DATE:
+        if INTEGER.fullmatch(value) and 10 <= len(value) <= 15:  # Unix seconds or ms, as the API takes (and exports)
+            return int(value)
         try:
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -591,8 +594,9 @@ def _row_apply(
         raise _Refused(f"User ID {user_id[:60]} is another contact's.")
     for name, value in row.values.items():
         if name == "subscribed":
-            if value and not contact.subscribed and contact.unsubscribed_by == UnsubscribedBy.LINK:
-                continue  # who unsubscribed with the link is resubscribed only by themselves
+            if value and not contact.subscribed and contact.unsubscribed_by not in RESUBSCRIBABLE_BY_TEAM:
+                continue  # as on the contact's page: who unsubscribed with the link (or before that was recorded,
+                # or was unsubscribed by Stripe) is not resubscribed by a team member's file
             if value != contact.subscribed:
                 contact.subscribed = value
                 contact.unsubscribed_by = "" if value else UnsubscribedBy.TEAM

@@ -7,6 +7,7 @@ from accounts.models import Team
 
 from ..conditions import Field, conditions_clean
 from ..models import Segment
+from ..selectors import SUBSTRING_MIN
 
 SEGMENTS_PER_TEAM = 200
 NAME_MAX = 120
@@ -18,10 +19,11 @@ def audience_tree(*, q: str, source: str, subscribed: str, list_id: int, conditi
     rules: list[dict] = []
     if q.strip():
         words = q.strip()[:200]
+        op = "contains" if len(words) >= SUBSTRING_MIN else "starts_with"  # as the Audience searched (selectors)
         rules.append(
             {
                 "match": "any",
-                "rules": [{"field": f"contact.{name}", "op": "contains", "value": words} for name in
+                "rules": [{"field": f"contact.{name}", "op": op, "value": words} for name in
                           ("email", "first_name", "last_name")],
             }
         )  # fmt: skip

@@ -83,3 +83,14 @@ def test_past_the_limit_it_says_so_and_does_nothing(logged_in, team, audience, m
     assert Contact.objects.filter(team=team, subscribed=False).count() == 1
     no_list = logged_in.post(reverse("contacts:bulk"), {"action": "add_to_list"}, follow=True)
     assert "Choose the mailing list to add them to." in html.unescape(no_list.content.decode())
+
+
+def test_an_id_that_is_no_id_is_refused_not_a_500(logged_in, team, audience):
+    assert logged_in.get(reverse("contacts:bulk"), {"action": "add_to_list", "to_list": "²"}).status_code == 302
+    assert logged_in.post(reverse("contacts:bulk"), {"action": "add_to_list", "to_list": "²"}).status_code == 302
+    ticked = Contact.objects.get(team=team, email="c4@example.com")
+    data = {"action": "unsubscribe", "ids": [str(ticked.pk), "99999999999999999999999"]}  # past any INTEGER
+    assert logged_in.post(reverse("contacts:bulk"), data).status_code == 302
+    assert set(Contact.objects.filter(subscribed=False).values_list("email", flat=True)) == {
+        "gone@example.com", "c4@example.com"
+    }  # fmt: skip

@@ -108,3 +108,24 @@ def test_a_value_that_is_not_a_finite_number_matches_no_number_rule():
     tree = {"rules": [rule("event.amount", "gt", "5")]}
     assert not matches(tree, event={"amount": "NaN"}) and not matches(tree, event={"amount": "sNaN"})
     assert matches(tree, event={"amount": "6"})
+
+
+def test_a_date_in_unix_milliseconds_as_the_api_takes_it_is_read_as_a_date_not_an_error():
+    renews = Contact(properties={"renews": int((timezone.now() + timedelta(days=3)).timestamp() * 1000)})
+    assert matches({"rules": [rule("contact.properties.renews", "within_next", "7")]}, renews)
+    assert not matches({"rules": [rule("contact.properties.renews", "before", "2000-01-01")]}, renews)
+    assert not matches(
+        {"rules": [rule("contact.properties.renews", "after", "2000-01-01")]}, Contact(properties={"renews": 10**18})
+    )
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_date_no_query_can_hold_is_refused(value):
+    with pytest.raises(ValidationError, match="is not a date"):
+        conditions_clean({"rules": [rule("contact.created_at", "before", value)]}, CATALOGUE)
+
+
+@pytest.mark.parametrize("value", ["1e400", "1e-400", "-1E+999999999"])
+def test_a_number_past_any_column_is_refused(value):
+    with pytest.raises(ValidationError, match="out of range"):
+        conditions_clean({"rules": [rule("contact.properties.seats", "gt", value)]}, CATALOGUE)

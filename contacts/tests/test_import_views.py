@@ -125,3 +125,32 @@ def test_export_streams_the_audience_as_filtered_and_the_page_counts(logged_in, 
     assert "3 contacts." in page and 'href="/audience/export.csv"' in page
     page = html.unescape(logged_in.get(reverse("contacts:list"), {"source": "api"}).content.decode())
     assert "2 of 3 contacts match." in page and "/audience/export.csv?source=api" in page
+
+
+def test_the_refused_rows_download_neutralises_formulas_as_the_export_does(logged_in, team, run_tasks):
+    upload(logged_in, 'Email,=cmd|" /C calc"!A0\n=HYPERLINK("http://evil.test"),+1\n', "evil.csv")
+    contact_import = ContactImport.objects.get(team=team)
+    run_tasks(logged_in.post, reverse("contacts:import", args=[contact_import.pk]), {"column_0": "email"})
+    refused = logged_in.get(reverse("contacts:import-errors", args=[contact_import.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(refused.streaming_content).decode())))
+    assert rows[0] == ["Line", "Reason", "Email", '\'=cmd|" /C calc"!A0']
+    assert rows[1][2:] == ['\'=HYPERLINK("http://evil.test")', "'+1"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+def test_every_audience_form_needs_csrf(user, team):
+    upload_client = Client()
+    upload_client.force_login(user)
+    upload(upload_client)
+    contact_import = ContactImport.objects.get(team=team)
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(user)
+    posts = [
+        (reverse("contacts:import", args=[contact_import.pk]), {"column_0": "email"}),
+        (reverse("contacts:import-cancel", args=[contact_import.pk]), {}),
+        (reverse("contacts:segment-new"), {"q": "ada", "segment_name": "Ada"}),
+        (reverse("contacts:bulk"), {"action": "unsubscribe"}),
+    ]
+    for url, data in posts:
+        assert csrf_client.post(url, data).status_code == 403, url
+    assert ContactImport.objects.get(pk=contact_import.pk).status == "mapping"

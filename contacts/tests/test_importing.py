@@ -200,3 +200,26 @@ def test_the_refused_rows_file_neutralises_formulas_too(team):
     done = run(team, "Email,Note\nnot-an-email,=1+1\n")
     lines = list(csv_lines(importing_module.import_errors_rows(done)))
     assert lines[1].endswith(",'=1+1\r\n")
+
+
+@pytest.mark.parametrize("unsubscribed_by", ["", "link", "stripe"])
+def test_a_file_never_resubscribes_whom_a_team_member_may_not(team, unsubscribed_by):
+    Contact.objects.create(team=team, email="gone@example.com", subscribed=False, unsubscribed_by=unsubscribed_by)
+    Contact.objects.create(team=team, email="paused@example.com", subscribed=False, unsubscribed_by="team")
+    run(team, "Email,Subscribed\ngone@example.com,true\npaused@example.com,true\n")
+    assert not Contact.objects.get(email="gone@example.com").subscribed  # as on the contact's page
+    assert Contact.objects.get(email="paused@example.com").subscribed
+
+
+def test_a_text_starting_with_an_apostrophe_and_a_formula_and_a_unix_date_survive_the_round_trip(team, other_team):
+    ContactProperty.objects.create(team=team, key="renews", label="Renews", type="date")
+    Contact.objects.create(
+        team=team, email="ada@example.com", first_name="'=not a formula", properties={"renews": 1_767_225_600_000}
+    )
+    first = export(team)
+    assert "''=not a formula" in first  # one apostrophe for the spreadsheet, which the import takes off again
+    ContactProperty.objects.create(team=other_team, key="renews", label="Renews", type="date")
+    done = run(other_team, first)
+    assert (done.created, done.failed) == (1, 0)
+    again = Contact.objects.get(team=other_team)
+    assert (again.first_name, again.properties["renews"]) == ("'=not a formula", 1_767_225_600_000)

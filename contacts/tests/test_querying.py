@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from contacts.conditions import Subject, conditions_clean, conditions_match, fields_for
+from contacts.conditions import OPERATORS, UNARY, Subject, conditions_clean, conditions_match, fields_for
 from contacts.models import Contact, ListMembership, MailingList
 from contacts.querying import conditions_q
 
@@ -89,3 +89,56 @@ def test_groups_and_lists_combine_as_in_memory(team, contacts):
         lists = frozenset(contact.listmembership_set.values_list("mailing_list_id", flat=True))
         assert conditions_match(tree, Subject(contact, {}, lists)) is (contact.email in selected)
     assert Contact.objects.filter(conditions_q({"match": "all", "rules": []})).count() == 5  # empty: everyone
+
+
+# Every value a contact's property can hold after the API, the app or an import checked it against its type (text,
+# a finite number of any size, true/false, ISO text or a Unix time in seconds or milliseconds), and the values of
+# untyped ones the Audience still meets (an empty string, a word in a date property)
+WRITTEN = {
+    "plan": ["Pro", "pro ", "", "a%b", "a_b", "Straße"],
+    "seats": [3, 3.0, 12.5, -1, 0, 10**20, 9_007_199_254_740_993, 10**400],
+    "vip": [True, False],
+    "renews": ["2025-01-01", "2030-06-30T10:00:00", "2027-01-31 10:00", "", "soon", 1_767_225_600, 1_767_225_600_000],
+}
+VALUES = {
+    "plan": ["pro", "%", "_", "straße"],
+    "seats": ["3", "0", "9007199254740992", "100000000000000000000"],
+    "renews": ["2027-01-31", "2025-01-01", "2030-06-30", "7", "400"],
+}
+
+
+def test_every_rule_agrees_with_memory_on_every_value_the_write_paths_accept(team):
+    in_a_week = int((timezone.now() + timedelta(days=7)).timestamp() * 1000)
+    for key, values in WRITTEN.items():
+        for value in [*values, *([in_a_week, in_a_week // 1000] if key == "renews" else [])]:
+            Contact.objects.create(team=team, email=f"{key}{Contact.objects.count()}@x.test", properties={key: value})
+    catalogue = fields_for(properties=PROPERTIES)
+    kinds = {"plan": "text", "seats": "number", "vip": "boolean", "renews": "date"}
+    disagree = []
+    for key, kind in kinds.items():
+        for op in OPERATORS[kind]:
+            for value in [""] if op in UNARY else VALUES[key]:
+                if kind == "date" and (op in {"before", "after"}) == value.isdigit():
+                    continue  # a day for before/after, a number of days for within
+                rule = {"field": f"contact.properties.{key}", "op": op, "value": value, "value2": "13"}
+                tree = conditions_clean({"rules": [rule]}, catalogue)
+                selected = set(
+                    Contact.objects.filter(team=team).filter(conditions_q(tree)).values_list("pk", flat=True)
+                )
+                expected = {c.pk for c in Contact.objects.filter(team=team) if conditions_match(tree, Subject(c, {}))}
+                disagree += [(key, op, value, Contact.objects.get(pk=pk).properties) for pk in selected ^ expected]
+    assert disagree == []
+
+
+@pytest.mark.parametrize("key", ["contains", "in", "exact", "isnull", "lt", "has_key", "plan__name"])
+def test_a_property_named_like_a_lookup_is_filtered_as_any_other(team, key):
+    Contact.objects.create(team=team, email="set@x.test", properties={key: "Pro"})
+    Contact.objects.create(team=team, email="unset@x.test", properties={"plan": {"name": "Pro"}})
+    catalogue = fields_for(properties=[(key, key, "string")])
+    for op, expected in [("is_not_empty", ["set@x.test"]), ("is_empty", ["unset@x.test"])]:
+        tree = conditions_clean({"rules": [{"field": f"contact.properties.{key}", "op": op}]}, catalogue)
+        assert sorted(Contact.objects.filter(conditions_q(tree)).values_list("email", flat=True)) == expected
+    tree = conditions_clean(
+        {"rules": [{"field": f"contact.properties.{key}", "op": "equals", "value": "pro"}]}, catalogue
+    )
+    assert list(Contact.objects.filter(conditions_q(tree)).values_list("email", flat=True)) == ["set@x.test"]

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from conftest import builder_post
 from contacts.models import Contact, ContactProperty, MailingList, Segment
+from contacts.querying import conditions_q
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +118,12 @@ def test_a_field_just_picked_gets_its_conditions_without_an_error(logged_in, aud
     page = html.unescape(logged_in.get(reverse("contacts:list"), picked).content.decode())
     assert "does not apply" not in page and "enter a value" not in page
     assert '<option value="eq" selected>' in page  # the number's first condition, not the text one it had
+
+
+def test_a_short_search_is_saved_as_the_audience_ran_it_from_the_start_of_a_name(logged_in, team, audience):
+    Contact.objects.create(team=team, email="sally@example.com", first_name="Sally")
+    shown = emails(logged_in.get(reverse("contacts:list"), {"q": "al"}))
+    logged_in.post(reverse("contacts:segment-new"), {"q": "al", "segment_name": "Al"})
+    segment = Segment.objects.get(team=team)
+    assert emails(logged_in.get(reverse("contacts:list"), {"segment": segment.pk})) == shown == ["alan@example.com"]
+    assert not Contact.objects.filter(team=team).filter(conditions_q(segment.conditions), first_name="Sally")
