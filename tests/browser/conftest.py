@@ -129,3 +129,13 @@ def sign_up(page, live_server, *, username: str, email: str, password: str, team
     page.get_by_label("Password confirmation", exact=True).fill(password)
     page.get_by_label("Team name", exact=True).fill(team)
     page.get_by_role("button", name="Sign up", exact=True).click()
+
+
+def htmx_settled(page) -> None:
+    """htmx has run (the page's deferred scripts, by its load event) and has settled what it swapped in last: the
+    new elements are processed (their hx- attributes bound) once `htmx-added` and the settling classes are gone."""
+    from playwright.sync_api import expect
+
+    page.wait_for_load_state()
+    # A locator, not wait_for_function: the page's Content-Security-Policy forbids the eval that one needs
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")).to_have_count(0)

@@ -9,7 +9,7 @@ import io
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import sign_up
+from tests.browser.conftest import htmx_settled, sign_up
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +61,7 @@ def test_import_filter_save_a_segment_export_and_act_in_bulk(page: Page, live_se
     page.get_by_role("link", name="See the Audience", exact=True).click()
     expect(page.get_by_role("status").filter(has_text=f"{ROWS} contacts.")).to_be_visible()
     page.get_by_text("Filter by any field or property", exact=True).click()
-    page.wait_for_load_state()  # htmx runs once the page's deferred scripts have
+    htmx_settled(page)
     page.get_by_label("Rule 1: field", exact=True).select_option("contact.properties.seats")
     expect(page.get_by_label("Rule 1: condition", exact=True).locator("option")).to_have_count(7)
     page.get_by_label("Rule 1: condition", exact=True).select_option("gt")

@@ -9,7 +9,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import sign_up
+from tests.browser.conftest import htmx_settled, sign_up
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -27,9 +27,8 @@ def add_email(page: Page, where: str, subject: str) -> None:
 
 
 def pick_field(page: Page, row: str, field: str, conditions: int) -> None:
-    """Pick a rule's field and wait for its row to offer that type's conditions (htmx redraws the row, once htmx
-    runs: the page's deferred scripts have run by its load event)."""
-    page.wait_for_load_state()
+    """Pick a rule's field and wait for its row to offer that type's conditions (htmx redraws the row)."""
+    htmx_settled(page)
     page.get_by_label(f"{row}: field", exact=True).select_option(field)
     expect(page.get_by_label(f"{row}: condition", exact=True).locator("option")).to_have_count(conditions)
 
