@@ -507,14 +507,15 @@ def _batch_apply(contact_import: ContactImport, plan: _Plan, batch: list[tuple[i
             refused.append((line, str(exc), cells))
     emails = sorted({row.values["email"].lower() for row in rows if row.values.get("email")})
     user_ids = sorted({row.values["user_id"] for row in rows if row.values.get("user_id")})
-    locked = contacts_lock(keys=[ContactKey(team_id=team.pk, livemode=True, emails=tuple(emails))]) if emails else []
-    if user_ids:
-        locked += list(
-            Contact.objects.select_for_update(no_key=True)
-            .filter(team=team, livemode=True, user_id__in=user_ids)
-            .exclude(pk__in=[contact.pk for contact in locked])
-            .order_by("id")
-        )
+    # The contacts matched by userId are locked with those matched by email, in one id-ordered statement: two
+    # imports (or an import and a Stripe batch) take their locks in the same order and cannot deadlock. One that
+    # gets a userId between the look-up and the lock makes the insert or update fail, and the batch is run again.
+    by_id = (
+        Contact.objects.filter(team=team, livemode=True, user_id__in=user_ids).values_list("pk", flat=True)
+        if user_ids
+        else []
+    )
+    locked = contacts_lock(keys=[ContactKey(team_id=team.pk, livemode=True, emails=tuple(emails))], ids=list(by_id))
     by_email = {contact.email.lower(): contact for contact in locked}
     by_user_id = {contact.user_id: contact for contact in locked if contact.user_id}
     before: dict[int, dict] = {}  # id → state before the batch, for the changes the loops see

@@ -1,6 +1,6 @@
 """Syncing a contact from Stripe: matched by email, by the email it moved from, or by its Stripe customer."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -240,8 +240,9 @@ class ContactKey:
     customer_id: str = ""
 
 
-def contacts_lock(*, keys: list[ContactKey]) -> list[Contact]:
-    """Lock every existing contact these keys can match, in id order, in one statement (FOR NO KEY UPDATE,
+def contacts_lock(*, keys: list[ContactKey], ids: Iterable[int] = ()) -> list[Contact]:
+    """Lock every existing contact these keys can match (and the contacts `ids`: an import's userId matches), in
+    id order, in one statement (FOR NO KEY UPDATE,
     which leaves the foreign-key checks of other inserts free to go on), and return them. Called first in a
     batch's transaction: two batches that each take all their locks up front, in the same order, cannot
     deadlock over contacts, whatever order their deliveries came in. On PostgreSQL the emails are locked first
@@ -255,7 +256,7 @@ def contacts_lock(*, keys: list[ContactKey]) -> list[Contact]:
             customers.add(key.customer_id)
     if not groups:
         return []
-    matches = Q(pk__in=[])
+    matches = Q(pk__in=list(ids))
     for (team_id, livemode), (emails, customers) in groups.items():
         matches |= Q(team_id=team_id, livemode=livemode) & (
             Q(email_lower__in=emails) | Q(stripe_customer_id__in=customers)

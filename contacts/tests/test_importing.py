@@ -223,3 +223,17 @@ def test_a_text_starting_with_an_apostrophe_and_a_formula_and_a_unix_date_surviv
     assert (done.created, done.failed) == (1, 0)
     again = Contact.objects.get(team=other_team)
     assert (again.first_name, again.properties["renews"]) == ("'=not a formula", 1_767_225_600_000)
+
+
+def test_a_batch_locks_its_email_and_user_id_matches_in_one_statement(team):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    run(team, "Email,User Id\nada@example.com,u1\nbob@example.com,\n")
+    with CaptureQueriesContext(connection) as queries:
+        done = run(team, "Email,User Id,First Name\nada@new.example.com,u1,Ada\nbob@example.com,,Bob\n")
+    assert (done.updated, done.failed) == (2, 0)
+    locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"] and "contacts_contact" in q["sql"]]
+    assert len(locks) == 1, locks  # both contacts, one id-ordered statement
