@@ -11,9 +11,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.decorators import ADMIN_ONLY, current_membership
+from loopsync.ids import parse_id
 from loopsync.testdata import test_data_requested
 
-from . import segment_views, selectors, services
+from . import selectors, services
 from .models import Contact, MailingList
 from .services import BulkAction
 
@@ -24,23 +25,12 @@ def _contacts(n: int) -> str:
     return f"{n:,} contact{'' if n == 1 else 's'}"
 
 
-def _an_id(value: str) -> bool:
-    """ASCII digits that fit an id ("²" passes str.isdigit() but not int(); 19 digits may overflow SQLite)."""
-    return value.isascii() and value.isdigit() and len(value) < 19
-
-
-def _params(data) -> list[tuple[str, str]]:
-    """The Audience's filters, to carry from the page to the confirmation and back."""
-    kept = (*segment_views.KEPT, "test")
-    return [(key, value) for key, value in data.items() if key in kept or key.startswith("c-")]
-
-
 @login_required
 def contacts_bulk(request: HttpRequest) -> HttpResponse:
     """GET: what the action would do, and to how many contacts; POST: do it."""
     data = request.POST if request.method == "POST" else request.GET
     action = data.get("action", "")
-    back = f"{reverse('contacts:list')}?{urlencode(_params(data))}"
+    back = f"{reverse('contacts:list')}?{urlencode(selectors.audience_params(data, test=True))}"
     if action not in BulkAction.values:
         messages.error(request, "Choose what to do with the contacts.")
         return redirect(back)
@@ -50,11 +40,11 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
     mailing_list = None
     if action == BulkAction.ADD_TO_LIST:
         list_id = str(data.get("to_list", ""))
-        mailing_list = MailingList.objects.filter(team=request.team, pk=list_id).first() if _an_id(list_id) else None
+        mailing_list = MailingList.objects.filter(team=request.team, pk=parse_id(list_id) or 0).first()
         if mailing_list is None:
             messages.error(request, "Choose the mailing list to add them to.")
             return redirect(back)
-    selected = [value for value in data.getlist("ids")[: SELECTION_MAX + 1] if _an_id(value)]
+    selected = [str(pk) for pk in map(parse_id, data.getlist("ids")[: SELECTION_MAX + 1]) if pk]
     if len(selected) > SELECTION_MAX:
         messages.error(request, f"Tick at most {SELECTION_MAX:,} rows, or use the filter for more.")
         return redirect(back)
@@ -79,7 +69,7 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
             "count": len(ids),
             "mailing_list": mailing_list,
             "selected": selected,
-            "params": _params(data),
+            "params": selectors.audience_params(data, test=True),
             "back": back,
         }
         return render(request, "contacts/bulk_confirm.html", context)

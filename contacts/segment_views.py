@@ -15,15 +15,13 @@ from accounts.selectors import team_object_or_404
 from . import selectors, services
 from .models import Segment
 
-KEPT = ("q", "source", "subscribed", "list", "sort", "segment")  # the Audience's own filters, besides the builder
-
 
 @login_required
 @require_POST
 def segment_new(request: HttpRequest) -> HttpResponse:
     """The filters come as the Audience's page had them (hidden copies of its query string)."""
     query = selectors.audience_filter(team=request.team, params=request.POST)
-    back = {key: value for key, value in request.POST.items() if key in KEPT or key.startswith("c-")}
+    back = dict(selectors.audience_params(request.POST))
     audience = reverse("contacts:list")
     if not query.can_match:
         messages.error(request, "Fix the filters first: nothing was saved.")

@@ -6,6 +6,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 
 from accounts.models import Team
+from loopsync.ids import parse_id
 from loopsync.keyset import after, cursor_decode, cursor_encode
 
 from .billing import BILLING_LABELS, BILLING_PROPERTIES
@@ -64,10 +65,10 @@ class Page:
 def audience_filter(*, team: Team, params, livemode: bool = True) -> AudienceQuery:
     """The Audience's filters from a query string (`params`): search, source, subscribed, list, sort, a segment
     (`segment=<id>`) and the filter builder's rows (`c-…`, contacts.builder)."""
-    list_id = str(params.get("list", ""))[:20]
-    mailing_list = MailingList.objects.filter(team=team, pk=list_id).first() if _an_id(list_id) else None
-    segment_id = str(params.get("segment", ""))[:20]
-    segment = Segment.objects.filter(team=team, pk=segment_id).first() if _an_id(segment_id) else None
+    list_id, segment_id = str(params.get("list", ""))[:20], str(params.get("segment", ""))[:20]
+    list_pk, segment_pk = parse_id(list_id), parse_id(segment_id)
+    mailing_list = MailingList.objects.filter(team=team, pk=list_pk).first() if list_pk else None
+    segment = Segment.objects.filter(team=team, pk=segment_pk).first() if segment_pk else None
     builder = ConditionsBuilder("c", audience_catalogue(team=team), data=params if "c-match" in params else None)
     tree = builder.tree(lenient=builder.acting) if "c-match" in params else {"match": "all", "rules": []}
     trees = [t for t in ((segment.conditions if segment else None), tree) if t and t.get("rules")]
@@ -84,8 +85,14 @@ def audience_filter(*, team: Team, params, livemode: bool = True) -> AudienceQue
     return AudienceQuery(filters, mailing_list, segment, builder, can_match, advanced=bool(tree and tree["rules"]))
 
 
-def _an_id(value: str) -> bool:
-    return value.isascii() and value.isdigit() and len(value) < 19
+AUDIENCE_PARAMS = ("q", "source", "subscribed", "list", "sort", "segment")  # besides the builder's c-… rows
+
+
+def audience_params(data, *, test: bool = False) -> list[tuple[str, str]]:
+    """The Audience's filters in a query string or a post (and `test`, the "Test data" switch): what a form carries
+    from the page to a segment, a bulk action or back."""
+    kept = (*AUDIENCE_PARAMS, "test") if test else AUDIENCE_PARAMS
+    return [(key, value) for key, value in data.items() if key in kept or key.startswith("c-")]
 
 
 def audience_queryset(*, team: Team, filters: AudienceFilter) -> QuerySet[Contact]:

@@ -9,7 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.selectors import team_object_or_404
 from loopsync.testdata import test_data_requested
 
-from . import segment_views, selectors, services
+from . import selectors, services
 from .conditions import conditions_describe
 from .forms import ContactForm
 from .models import Contact, MailingList, Segment
@@ -49,9 +49,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "query": query,
         "segments": list(Segment.objects.filter(team=team)),
         "segment_text": conditions_describe(query.segment.conditions, query.builder.catalogue) if query.segment else "",
-        "segment_params": [
-            (key, value) for key, value in request.GET.items() if key in segment_views.KEPT or key.startswith("c-")
-        ],
+        "segment_params": selectors.audience_params(request.GET),
         "builder_open": "builder" in request.GET,
         "filtered": filtered,
         "counts": counts,

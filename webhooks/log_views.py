@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
+from loopsync.ids import parse_id
 from loopsync.keyset import cursors, newest_first_page
 
 from .models import Delivery, Endpoint
@@ -50,7 +51,7 @@ def log_index(request: HttpRequest) -> HttpResponse:
 @require_POST
 def deliveries_replay(request: HttpRequest) -> HttpResponse:
     """Replay the failed or ignored deliveries the search shows (their ids come with the form, checked here)."""
-    ids = [value for value in request.POST.getlist("ids")[:SEARCH_ROWS] if value.isascii() and value.isdigit()]
+    ids = [pk for pk in map(parse_id, request.POST.getlist("ids")[:SEARCH_ROWS]) if pk]
     chosen = Delivery.objects.filter(team=request.team, pk__in=ids, status__in=REPLAYABLE).order_by("id")
     replayed = sum(delivery_replay(delivery=delivery) == Delivery.Status.RECEIVED for delivery in chosen)
     messages.success(request, f"{replayed} deliver{'y' if replayed == 1 else 'ies'} replayed: they go through again.")

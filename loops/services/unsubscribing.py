@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from contacts.models import Contact, ListMembership
 from contacts.services import contact_lists_change, contact_set_subscribed
+from loopsync.ids import parse_id
 from loopsync.site import absolute_url
 
 UNSUBSCRIBE_SALT = "loops.unsubscribe"
@@ -40,7 +41,7 @@ def contact_preferences_save(*, contact: Contact, public_lists: list, chosen: li
     """The contact's own choice of the team's public lists, on its preferences page: joins the ticked ones, leaves
     the others (a list that is not public, or not the team's, is never touched)."""
     public = {mailing_list.pk for mailing_list in public_lists}
-    wanted = {int(value) for value in chosen if value.isascii() and value.isdigit() and int(value) in public}
+    wanted = {pk for pk in map(parse_id, chosen) if pk is not None and pk in public}
     have = set(
         ListMembership.objects.filter(contact=contact, mailing_list_id__in=public).values_list(
             "mailing_list_id", flat=True
