@@ -452,6 +452,26 @@ def fake_stripe(settings):
     fake.stop()
 
 
+POSTMARK_WEBHOOK_AUTH = ("postmark", "hook-secret-1")  # the user:password of ANYMAIL_WEBHOOK_SECRET in tests
+
+
+@pytest.fixture
+def postmark(settings):
+    """Postmark's email API on localhost (tests/fake_postmark.py), sent to by anymail's real Postmark backend, and
+    the provider webhooks on, with a webhook secret."""
+    from tests.fake_postmark import FakePostmark
+
+    fake = FakePostmark().start()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {
+        "POSTMARK_SERVER_TOKEN": "server-token-for-tests",
+        "POSTMARK_API_URL": fake.url,
+        "WEBHOOK_SECRET": ":".join(POSTMARK_WEBHOOK_AUTH),
+    }
+    yield fake
+    fake.stop()
+
+
 def _tasks_eager(eager: bool):
     from loopsync.celery import app
 

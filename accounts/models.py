@@ -10,6 +10,9 @@ class Team(models.Model):
     """A tenant. Everything a customer owns hangs off a team."""
 
     name = models.CharField(max_length=120)
+    # Opens (a pixel) and clicks (signed redirects) in the team's emails; each loop step and transactional
+    # email can also turn them off for itself (loops.tracking).
+    email_tracking = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
 

@@ -6,6 +6,7 @@ app_name = "sending-settings"
 
 urlpatterns = [
     path("", views.sending_settings, name="list"),
+    path("tracking/", views.tracking_set, name="tracking"),
     path("domains/new/", views.sender_domain_new, name="new"),
     path("domains/<int:pk>/verify/", views.sender_domain_check, name="verify"),
     path("domains/<int:pk>/status/", views.sender_domain_status, name="status"),

@@ -2,6 +2,7 @@
 (add, show the TXT record to publish, verify, delete). Everyone sees it; owners and admins change it.
 Verify only asks a worker for the DNS lookup; the domain's row polls (htmx) until the outcome is in."""
 
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,11 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from loopsync.site import absolute_url
+
 from .decorators import team_admin_required
 from .forms import SenderDomainForm
 from .models import SenderDomain
 from .selectors import team_object_or_404
 from .services.senders import sender_domain_add, sender_domain_check_request, sender_domain_delete
+from .services.teams import team_tracking_set
 
 STATUS_POLLS = 60  # a checking row asks again every second, for a minute at most
 
@@ -36,6 +40,8 @@ def _render_list(request: HttpRequest, *, form: SenderDomainForm | None = None, 
             "default_sender": settings.DEFAULT_FROM_EMAIL,
             "allowed_domains": settings.ALLOWED_SENDER_DOMAINS,
             "max_polls": STATUS_POLLS,
+            "provider_webhooks": bool(get_anymail_setting("webhook_secret", default=None)),
+            "provider_webhook_url": absolute_url("/anymail/<provider>/tracking/"),
         },
         status=status,
     )
@@ -44,6 +50,15 @@ def _render_list(request: HttpRequest, *, form: SenderDomainForm | None = None, 
 @login_required
 def sending_settings(request: HttpRequest) -> HttpResponse:
     return _render_list(request)
+
+
+@team_admin_required
+@require_POST
+def tracking_set(request: HttpRequest) -> HttpResponse:
+    enabled = request.POST.get("email_tracking") == "on"
+    team_tracking_set(team=request.team, enabled=enabled)
+    messages.success(request, "Opens and clicks are tracked." if enabled else "Opens and clicks are no longer tracked.")
+    return redirect(reverse("sending-settings:list") + "#tracking")
 
 
 @team_admin_required

@@ -5,7 +5,7 @@ from django import forms
 from loopsync import jsonsafe
 
 from .models import Contact, MailingList
-from .services import EMAIL_TAKEN, RESUBSCRIBE_REFUSED, property_values_validate, resubscribe_refused
+from .services import EMAIL_TAKEN, property_values_validate, resubscribe_refused, resubscribe_refused_message
 
 
 class _FieldsExcept:
@@ -67,7 +67,7 @@ class ContactForm(forms.ModelForm):
         if self.instance.pk and resubscribe_refused(self.instance):
             # Shown, not offered: a disabled field keeps the saved value whatever is posted.
             self.fields["subscribed"].disabled = True
-            self.fields["subscribed"].help_text = RESUBSCRIBE_REFUSED
+            self.fields["subscribed"].help_text = resubscribe_refused_message(self.instance)
         self.fields["mailing_lists"].queryset = MailingList.objects.filter(team=team)
         if self.instance.pk and not self.is_bound:
             self.initial["mailing_lists"] = list(
@@ -97,7 +97,7 @@ class ContactForm(forms.ModelForm):
     def clean_subscribed(self) -> bool:
         subscribed = self.cleaned_data["subscribed"]
         if subscribed and self.instance.pk and resubscribe_refused(self.instance):
-            raise forms.ValidationError(RESUBSCRIBE_REFUSED)
+            raise forms.ValidationError(resubscribe_refused_message(self.instance))
         return subscribed
 
     def clean_user_id(self):

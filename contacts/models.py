@@ -48,6 +48,15 @@ class UnsubscribedBy(models.TextChoices):
     TEAM = "team", "a team member"
     API = "api", "the API"
     STRIPE = "stripe", "Stripe, when the customer was deleted"
+    # Suppressions the email provider reported (loops.services.tracking): the address is dead or its owner
+    # marked an email as spam. Only the API's suppression removal lifts them.
+    BOUNCE = "bounce", "a hard bounce"
+    COMPLAINT = "complaint", "a spam complaint"
+
+
+# Reported by the email provider: never lifted by a team member, an import or an API upsert; only by the API's
+# suppression removal (mailing a dead address or a complainer again hurts the sending reputation of everyone).
+SUPPRESSED_BY_PROVIDER = (UnsubscribedBy.BOUNCE, UnsubscribedBy.COMPLAINT)
 
 
 class Contact(models.Model):
@@ -66,8 +75,10 @@ class Contact(models.Model):
     subscribed = models.BooleanField(default=True)
     # Who unsubscribed the contact: one who did it with the link in an email is never resubscribed from the
     # Audience page (only by themselves, or through the API's suppression removal).
-    unsubscribed_by = models.CharField(max_length=8, choices=UnsubscribedBy.choices, blank=True)
+    unsubscribed_by = models.CharField(max_length=16, choices=UnsubscribedBy.choices, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # What the provider said for a bounce or a complaint (its diagnostic), shown on the contact's page.
+    unsubscribe_reason = models.CharField(max_length=500, blank=True, db_default="", default="")
     # False for contacts synced from Stripe test-mode events: kept apart from live contacts.
     livemode = models.BooleanField(default=True)
     user_group = models.CharField(max_length=120, blank=True)
@@ -95,7 +106,8 @@ class Contact(models.Model):
             ),
             # Resubscribing forgets who unsubscribed: a subscribed contact carries neither.
             models.CheckConstraint(
-                condition=Q(subscribed=False) | Q(unsubscribed_by="", unsubscribed_at__isnull=True),
+                condition=Q(subscribed=False)
+                | Q(unsubscribed_by="", unsubscribed_at__isnull=True, unsubscribe_reason=""),
                 name="contact_subscribed_has_no_unsubscribe",
             ),
         ]

@@ -89,7 +89,8 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts/detail.html",
         {
             "contact": contact,
-            "resubscribe_refused": services.resubscribe_refused(contact),
+            "resubscribe_refused": services.resubscribe_refused(contact)
+            and services.resubscribe_refused_message(contact),
             "mailing_lists": MailingList.objects.filter(team=request.team, listmembership__contact=contact),
             "events": contact.events.order_by("-occurred_at", "-id")[:50],
             "runs": contact.loop_runs.select_related("loop", "event").order_by("-created_at")[:50],

@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 
 from contacts.admin import ContactAdmin
 
-from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate
+from .models import EmailActivity, EmailMessage, Event, Loop, LoopRun, LoopStep, LoopTemplate
 from .services import loop_activate, loop_create_from_template, loop_pause, step_remove, step_save
 
 
@@ -110,6 +110,21 @@ class EmailMessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["contact", "run", "step"]
     readonly_fields = [f.name for f in EmailMessage._meta.fields]
     list_select_related = ["contact"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(EmailActivity)
+class EmailActivityAdmin(admin.ModelAdmin):
+    """Opens, clicks and what the provider reported: recorded by loops.services.tracking, never edited."""
+
+    list_display = ["kind", "message", "contact", "team", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["message__to_email", "url", "provider_event_id"]
+    raw_id_fields = ["message", "contact"]
+    readonly_fields = [f.name for f in EmailActivity._meta.fields]
+    list_select_related = ["message", "contact", "team"]
 
     def has_add_permission(self, request) -> bool:
         return False

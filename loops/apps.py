@@ -31,3 +31,9 @@ class LoopsConfig(AppConfig):
         contacts_created.connect(on_contacts_created, dispatch_uid="loops.contacts_added", weak=False)
         contacts_changed.connect(on_contacts_changed, dispatch_uid="loops.contacts_updated", weak=False)
         lists_joined.connect(on_lists_joined, dispatch_uid="loops.lists_joined", weak=False)
+
+        from anymail.signals import tracking
+
+        from .provider_webhooks import tracking_received
+
+        tracking.connect(tracking_received, dispatch_uid="loops.provider_tracking", weak=False)

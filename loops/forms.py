@@ -159,7 +159,7 @@ class StepForm(forms.ModelForm):
 
 
 STEP_FIELDS = {
-    LoopStep.Kind.EMAIL: ["subject", "preview_text", "body", "from_name", "from_email", "reply_to"],
+    LoopStep.Kind.EMAIL: ["subject", "preview_text", "body", "from_name", "from_email", "reply_to", "tracking"],
     LoopStep.Kind.TIMER: ["delay_value", "delay_unit"],
     LoopStep.Kind.FILTER: [],
     LoopStep.Kind.WAIT_EVENT: ["wait_event_name", "delay_value", "delay_unit", "on_event", "on_timeout"],
@@ -168,12 +168,18 @@ STEP_FIELDS = {
     LoopStep.Kind.UPDATE_CONTACT: ["update_action", "update_property", "update_value", "update_list"],
 }
 
+TRACKING_HELP = (
+    "A pixel counts opens and the links go through this site to count clicks. Off: neither, for this email. "
+    "The whole team's switch is in Settings → Sending."
+)
+
 STEP_LABELS = {
     LoopStep.Kind.EMAIL: {
         "preview_text": "Preview text",
         "from_name": "From name",
         "from_email": "From email",
         "reply_to": "Reply-to",
+        "tracking": "Track opens and clicks",
     },
     LoopStep.Kind.TIMER: {"delay_value": "Wait", "delay_unit": "Unit"},
     LoopStep.Kind.WAIT_EVENT: {
@@ -198,6 +204,7 @@ STEP_HELP = {
         "An unsubscribe link is added to every email.",
         "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
         "Settings → Sending (or allowed by this installation).",
+        "tracking": TRACKING_HELP,
     },
     LoopStep.Kind.UPDATE_CONTACT: {"update_value": "For “Set a property”: typed as the property is declared."},
 }
@@ -435,14 +442,20 @@ class TransactionalForm(forms.ModelForm):
 
     class Meta:
         model = TransactionalEmail
-        fields = ["name", "subject", "preview_text", "body", "from_name", "from_email", "reply_to"]
-        labels = {"preview_text": "Preview text", "from_name": "From name", "from_email": "From email"}
+        fields = ["name", "subject", "preview_text", "body", "from_name", "from_email", "reply_to", "tracking"]
+        labels = {
+            "preview_text": "Preview text",
+            "from_name": "From name",
+            "from_email": "From email",
+            "tracking": "Track opens and clicks",
+        }
         help_texts = {
             "subject": "Liquid: {{ data.name }} for a data variable, {{ contact.first_name }} for a contact.",
             "body": "Markdown with Liquid, e.g. [Reset your password]({{ data.reset_url }}){.button}. "
             "Transactional emails have no unsubscribe link and reach unsubscribed contacts too.",
             "from_email": "Blank: the site's default sender. Otherwise an address on a domain verified in "
             "Settings → Sending (or allowed by this installation).",
+            "tracking": TRACKING_HELP,
         }
         widgets = {"body": forms.Textarea(attrs={"rows": 12, "class": "code"})}
 

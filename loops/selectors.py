@@ -10,7 +10,7 @@ from contacts.conditions import Field, fields_for, value_type
 from contacts.models import Contact, MailingList
 from contacts.selectors import team_properties
 
-from .models import PASSED_BEHIND, Event, Loop, LoopRun, LoopStep, step_key
+from .models import PASSED_BEHIND, EmailActivity, EmailMessage, Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
 from .services.graph import Tree, branching
 from .triggers import trigger_properties
@@ -95,6 +95,7 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
     tree = Tree(LoopStep.objects.filter(loop=loop))
     counts = _step_counts(loop, tree)
     summaries = _email_summaries(loop, tree)
+    figures = step_figures(loop=loop)
     rows: list[dict[str, Any]] = []
     number = 0
 
@@ -115,6 +116,7 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
                     "can_down": below is not None and not splits and not branching(below),
                     "counts": counts.get(step.id, {}),
                     "rendered": summaries.get(step.id),
+                    "emails": figures.get(step.id),
                 }
             )
             if splits:
@@ -260,3 +262,88 @@ def event_volume(*, team: Team, livemode: bool, name: str, since: datetime, unti
     )
     days = (until.date() - since.date()).days
     return [(since.date() + timedelta(days=i), per_day.get(since.date() + timedelta(days=i), 0)) for i in range(days)]
+
+
+# --- what became of sent emails: opens, clicks, bounces -------------------------------------------------
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{part * 100 / whole:.1f}%" if whole else "–"
+
+
+def _figure_counts() -> dict[str, Count]:
+    sent = Q(status=EmailMessage.Status.SENT)
+    return {
+        "sent": Count("id", filter=sent),
+        "tracked": Count("id", filter=sent & Q(tracking_token__isnull=False)),
+        "opened": Count("id", filter=Q(opened_at__isnull=False)),
+        "clicked": Count("id", filter=Q(clicked_at__isnull=False)),
+        "bounced": Count("id", filter=Q(bounced_at__isnull=False)),
+        "complained": Count("id", filter=Q(complained_at__isnull=False)),
+    }
+
+
+def _with_rates(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **figures,
+        "open_rate": _rate(figures["opened"], figures["tracked"]),
+        "click_rate": _rate(figures["clicked"], figures["tracked"]),
+        "bounce_rate": _rate(figures["bounced"], figures["sent"]),
+    }
+
+
+def email_figures(messages: QuerySet[EmailMessage]) -> dict[str, Any]:
+    """Sent, opened, clicked, bounced and complained of these emails, and the open and click rates over the sent
+    emails that were tracked (an email sent without the pixel cannot be opened as far as anyone knows)."""
+    return _with_rates(messages.aggregate(**_figure_counts()))
+
+
+def step_figures(*, loop: Loop) -> dict[int, dict[str, Any]]:
+    """email_figures for each email step of `loop`, by step id, in one query."""
+    rows = EmailMessage.objects.filter(step__loop=loop).values("step_id").annotate(**_figure_counts())
+    figures: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        counts: dict[str, Any] = dict(row)
+        figures[counts.pop("step_id")] = _with_rates(counts)
+    return figures
+
+
+def email_link_clicks(*, message: EmailMessage) -> list[dict[str, Any]]:
+    """Each link of this email that was clicked, with its clicks (as recorded: up to ACTIVITY_PER_EMAIL rows)."""
+    clicks = EmailActivity.objects.filter(message=message, kind=EmailActivity.Kind.CLICK)
+    rows = clicks.values("url").annotate(clicks=Count("id"), last=Max("created_at")).order_by("-clicks", "url")
+    return [dict(row) for row in rows]
+
+
+def email_activity(*, message: EmailMessage, limit: int = 50) -> list[EmailActivity]:
+    return list(EmailActivity.objects.filter(message=message).order_by("-created_at", "-id")[:limit])
+
+
+TRACKING_SERIES = ("sent", "opened", "clicked", "bounced")
+
+
+def tracking_series(*, team: Team, since: datetime, until: datetime) -> dict[str, list[tuple[date, int]]]:
+    """Per day in [since, until), every day listed: emails sent, emails opened and clicked (each email once a
+    day), hard bounces. Live contacts' emails and transactional ones; test-mode contacts' are left out, as on
+    the rest of the dashboard."""
+    sent = EmailMessage.objects.filter(team=team, sent_at__gte=since, sent_at__lt=until).exclude(
+        contact__livemode=False
+    )
+    per_day: dict[str, dict[date, int]] = {
+        "sent": dict(
+            sent.annotate(day=TruncDate("sent_at")).values("day").annotate(n=Count("id")).values_list("day", "n")
+        )
+    }
+    activity = EmailActivity.objects.filter(team=team, created_at__gte=since, created_at__lt=until).exclude(
+        contact__livemode=False
+    )
+    kinds = {
+        "opened": EmailActivity.Kind.OPEN,
+        "clicked": EmailActivity.Kind.CLICK,
+        "bounced": EmailActivity.Kind.BOUNCE,
+    }
+    for series, kind in kinds.items():
+        rows = activity.filter(kind=kind).annotate(day=TruncDate("created_at")).values("day")
+        per_day[series] = dict(rows.annotate(n=Count("message", distinct=True)).values_list("day", "n"))
+    days = [since.date() + timedelta(days=i) for i in range((until.date() - since.date()).days)]
+    return {series: [(day, per_day[series].get(day, 0)) for day in days] for series in TRACKING_SERIES}

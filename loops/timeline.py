@@ -1,6 +1,6 @@
 """The loops app's part of a contact's timeline (contacts.timeline): its events, the loop runs they started and
-each step a run passed, and the emails sent to it, each linked to its page; and where its loops and
-transactional emails use a property (the property manager's "in use" warning)."""
+each step a run passed, the emails sent to it and their opens, clicks and bounces, each linked to its page; and
+where its loops and transactional emails use a property (the property manager's "in use" warning)."""
 
 from django.db.models import Q
 from django.urls import reverse
@@ -10,7 +10,7 @@ from contacts.conditions import conditions_fields
 from contacts.models import Contact
 from contacts.timeline import Item
 
-from .models import EmailMessage, Event, Loop, LoopRun, LoopStep, TransactionalEmail
+from .models import EmailActivity, EmailMessage, Event, Loop, LoopRun, LoopStep, TransactionalEmail
 
 KIND_LABELS = dict(LoopStep.Kind.choices)
 
@@ -39,6 +39,17 @@ def contact_story(contact: Contact, limit: int) -> list[Item]:
                 f"Email “{email.subject}”",
                 email.get_status_display() + (f": {email.error[:120]}" if email.error else ""),
                 _url("loops:email", email.pk),
+            )
+        )
+    activity = EmailActivity.objects.filter(contact=contact).select_related("message").order_by("-created_at", "-id")
+    for done in activity.only("kind", "url", "detail", "created_at", "message__subject")[:limit]:
+        items.append(
+            Item(
+                done.created_at,
+                done.kind,
+                f"{done.get_kind_display()} “{done.message.subject}”",
+                (done.url or done.detail)[:200],
+                _url("loops:email", done.message_id),
             )
         )
     return items

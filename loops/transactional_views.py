@@ -53,6 +53,7 @@ def _render_form(request, form, *, transactional=None, preview_data="", preview_
             "preview_email": preview_email,
             "preview_contacts": selectors.preview_contacts(team=request.team),
             "api_url": absolute_url("/api/v1/transactional"),
+            "figures": selectors.email_figures(transactional.messages.all()) if transactional else None,
         },
         status=status,
     )

@@ -1,11 +1,13 @@
 from django.urls import path
 
-from . import editor_views, lifecycle_views, transactional_views, views
+from . import editor_views, lifecycle_views, tracking_views, transactional_views, views
 
 app_name = "loops"
 
 urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("e/<slug:token>/o.gif", tracking_views.track_open, name="track-open"),
+    path("e/<slug:token>/c/", tracking_views.track_click, name="track-click"),
     path("events/", views.event_list, name="events"),
     path("events/catalogue/", views.event_catalogue, name="event-catalogue"),
     path("events/<int:pk>/", views.event_detail, name="event"),

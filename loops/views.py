@@ -23,6 +23,7 @@ from .services.unsubscribing import (
     contact_unsubscribe,
     unsubscribe_contact_for,
 )
+from .tracking import html_for_viewing
 
 
 @csrf_exempt  # the signed token is the authority; mail clients' one-click POST carries no CSRF token
@@ -164,7 +165,13 @@ def email_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request.team,
         pk=pk,
     )
-    return render(request, "loops/email_sent.html", {"email": email})
+    context = {
+        "email": email,
+        "viewed_html": html_for_viewing(email.html_body),
+        "links": selectors.email_link_clicks(message=email),
+        "activity": selectors.email_activity(message=email),
+    }
+    return render(request, "loops/email_sent.html", context)
 
 
 @login_required

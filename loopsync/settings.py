@@ -188,6 +188,11 @@ if not env.str("EMAIL_URL", default=""):
     EMAIL_USE_SSL = _strict_bool("EMAIL_USE_SSL", default=False)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
 ANYMAIL = env.json("ANYMAIL", default={})
+# The provider's tracking webhooks (/anymail/<provider>/tracking/: bounces, complaints) take a request only with
+# this "user:password" as its HTTP basic auth (https://user:password@host/anymail/postmark/tracking/ in the
+# provider's settings); without it they answer 404 (loops/provider_webhooks.py).
+if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
+    ANYMAIL["WEBHOOK_SECRET"] = env.str("ANYMAIL_WEBHOOK_SECRET")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoopSync <noreply@localhost>")
 # The From of a loop's or a transactional email must be on one of these domains (exact match, for every

@@ -36,6 +36,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("webhooks/", include("webhooks.urls")),
+    path("anymail/", include("loops.provider_webhooks")),
     path("", include("loops.urls")),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -133,6 +133,7 @@ def test_healthz(client):
         "accounts/membership",
         "contacts/contact",
         "loops/event",
+        "loops/emailactivity",
         "webhooks/endpoint",
         "webhooks/eventsetting",
         "webhooks/delivery",

@@ -49,6 +49,14 @@ def team_get_or_create(*, name: str) -> tuple[Team, bool]:
     return team_create(name=name), True
 
 
+def team_tracking_set(*, team: Team, enabled: bool) -> Team:
+    """Turn the open and click tracking of the team's emails on or off, from the next email queued (one already
+    queued keeps what it was rendered with)."""
+    Team.objects.filter(pk=team.pk).update(email_tracking=enabled)
+    team.email_tracking = enabled
+    return team
+
+
 def membership_add(*, team: Team, user: User, role: str = Role.MEMBER) -> Membership:
     """`user` in `team`; an existing membership keeps its role."""
     membership, _ = Membership.objects.get_or_create(team=team, user=user, defaults={"role": role})

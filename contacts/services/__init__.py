@@ -9,12 +9,14 @@ from .editing import (
     RESUBSCRIBABLE_BY_TEAM,
     RESUBSCRIBE_REFUSED,
     SOURCE_APP,
+    SUPPRESSION_KEPT,
     ResubscribeRefused,
     contact_delete,
     contact_properties_update,
     contact_save,
     contact_set_subscribed,
     resubscribe_refused,
+    resubscribe_refused_message,
 )
 from .exporting import contacts_rows, csv_lines
 from .importing import (
@@ -89,6 +91,7 @@ __all__ = [
     "RESERVED_KEYS",
     "RESUBSCRIBABLE_BY_TEAM",
     "RESUBSCRIBE_REFUSED",
+    "SUPPRESSION_KEPT",
     "ResubscribeRefused",
     "SOURCE_API",
     "SOURCE_APP",
@@ -117,4 +120,5 @@ __all__ = [
     "property_values_clean",
     "property_values_validate",
     "resubscribe_refused",
+    "resubscribe_refused_message",
 ]

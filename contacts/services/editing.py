@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Team
 
 from ..changes import changes_send, contact_state, state_changes
-from ..models import Contact, MailingList, UnsubscribedBy
+from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList, UnsubscribedBy
 from ..signals import contacts_created
 from .lists import contact_lists_set
 from .properties import property_values_clean
@@ -93,29 +93,39 @@ class ResubscribeRefused(ValidationError):
 RESUBSCRIBABLE_BY_TEAM = (UnsubscribedBy.TEAM, UnsubscribedBy.API)
 
 
-def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str) -> Contact:
+def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str, reason: str = "") -> Contact:
     """Subscribe or unsubscribe, recording who did it (`UnsubscribedBy`). A team member cannot resubscribe a
     contact who unsubscribed with the link (`ResubscribeRefused`); Loops has the same rule. The contact itself
     (`LINK`) and the API's suppression removal (`API`) can. Each change is one conditional UPDATE, so a link
-    unsubscribe arriving at the same moment is never overwritten by a team member's resubscribe."""
+    unsubscribe arriving at the same moment is never overwritten by a team member's resubscribe. A bounce or a
+    complaint (`SUPPRESSED_BY_PROVIDER`, with the provider's `reason`) also replaces an unsubscribe a team member
+    could undo: a dead address must not be one click from being mailed again."""
     now = timezone.now()
     rows = Contact.objects.filter(pk=contact.pk)
     if subscribed:
         if by == UnsubscribedBy.TEAM:
             rows = rows.filter(Q(subscribed=True) | Q(unsubscribed_by__in=RESUBSCRIBABLE_BY_TEAM))
-        changes = {"subscribed": True, "unsubscribed_by": "", "unsubscribed_at": None}
-    else:  # already unsubscribed: who did it first, and when, stays
-        rows = rows.filter(subscribed=True)
-        changes = {"subscribed": False, "unsubscribed_by": by, "unsubscribed_at": now}
+        changes = {"subscribed": True, "unsubscribed_by": "", "unsubscribed_at": None, "unsubscribe_reason": ""}
+    else:  # already unsubscribed: who did it first, and when, stays (but for a suppression, as above)
+        if by in SUPPRESSED_BY_PROVIDER:
+            rows = rows.filter(Q(subscribed=True) | Q(unsubscribed_by__in=RESUBSCRIBABLE_BY_TEAM))
+        else:
+            rows = rows.filter(subscribed=True)
+        changes = {
+            "subscribed": False,
+            "unsubscribed_by": by,
+            "unsubscribed_at": now,
+            "unsubscribe_reason": reason[:500],
+        }
     if rows.update(**changes, updated_at=now) == 1:
         before = contact_state(contact)
         for field, value in changes.items():
             setattr(contact, field, value)
         changes_send([(contact, state_changes(before, contact))])
         return contact
-    contact.refresh_from_db(fields=["subscribed", "unsubscribed_by", "unsubscribed_at"])
+    contact.refresh_from_db(fields=["subscribed", "unsubscribed_by", "unsubscribed_at", "unsubscribe_reason"])
     if subscribed and resubscribe_refused(contact):
-        raise ResubscribeRefused(RESUBSCRIBE_REFUSED)
+        raise ResubscribeRefused(resubscribe_refused_message(contact))
     return contact
 
 
@@ -123,6 +133,19 @@ RESUBSCRIBE_REFUSED = (
     "This contact unsubscribed with the link in an email (or before LoopSync recorded who did it), so only "
     "they can resubscribe, from that link. Loops has the same rule."
 )
+
+
+SUPPRESSION_KEPT = (
+    "The email provider reported {what} for this address, so LoopSync does not mail it again. Only the API's "
+    "suppression removal (DELETE /api/v1/contacts/suppression) lifts it, once the address is known to work."
+)
+
+
+def resubscribe_refused_message(contact: Contact) -> str:
+    """Why a team member cannot resubscribe this contact, for the form and the error."""
+    if contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
+        return SUPPRESSION_KEPT.format(what=UnsubscribedBy(contact.unsubscribed_by).label)
+    return RESUBSCRIBE_REFUSED
 
 
 def resubscribe_refused(contact: Contact) -> bool:

@@ -10,7 +10,7 @@ from accounts.models import Team
 from loopsync.ids import parse_id
 
 from ..changes import changes_send, contact_state, state_changes
-from ..models import Contact, MailingList
+from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList
 from ..signals import contacts_created
 from .lists import contact_lists_change
 from .properties import ContactConflict, property_values_clean
@@ -92,9 +92,12 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     was_subscribed = contact.subscribed
     for name, value in fields.items():
         setattr(contact, name, value)
-    if contact.subscribed != was_subscribed:  # Loops' API may resubscribe anyone; it says who did what
+    if not was_subscribed and contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
+        contact.subscribed = False  # a bounce or a complaint: only the suppression removal lifts it
+    if contact.subscribed != was_subscribed:  # Loops' API may resubscribe anyone else; it says who did what
         unsubscribed = (Contact.UnsubscribedBy.API, timezone.now())
         contact.unsubscribed_by, contact.unsubscribed_at = ("", None) if contact.subscribed else unsubscribed
+        contact.unsubscribe_reason = ""
     if properties:
         cleaned = property_values_clean(team=team, values=properties)
         merged = {**(contact.properties or {}), **cleaned}

@@ -38,7 +38,7 @@ def test_the_link_records_that_the_contact_unsubscribed_itself(client, grace):
 def test_a_contact_who_used_the_link_cannot_be_resubscribed_from_the_audience_page(client, logged_in, grace):
     unsubscribe_by_link(client, grace)
     page = logged_in.get(reverse("contacts:detail", args=[grace.pk])).content.decode()
-    assert "Resubscribe" not in page and "Only they can resubscribe" in page
+    assert "Resubscribe" not in page and "only they can resubscribe" in page
     assert "unsubscribed by the contact, with the unsubscribe link" in page
     response = logged_in.post(reverse("contacts:subscription", args=[grace.pk]), {"subscribed": "yes"}, follow=True)
     assert "only they can resubscribe" in response.content.decode()

@@ -1,6 +1,6 @@
 """The loops app's models, a module per concept: events, loops (and their templates), steps, runs, emails."""
 
-from .emails import EmailMessage, TransactionalEmail
+from .emails import EmailActivity, EmailMessage, TransactionalEmail
 from .events import Event
 from .loops import Loop, LoopTemplate
 from .runs import PASSED_BEHIND, LoopRun, step_key
@@ -8,6 +8,7 @@ from .steps import LoopStep
 
 __all__ = [
     "PASSED_BEHIND",
+    "EmailActivity",
     "EmailMessage",
     "Event",
     "Loop",

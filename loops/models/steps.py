@@ -55,6 +55,8 @@ class LoopStep(models.Model):
     from_email = models.EmailField(blank=True)
     reply_to = models.EmailField(blank=True)
     body = models.TextField(blank=True, help_text="Markdown with Liquid: {{ contact.first_name }}, {{ event.amount }}.")
+    # Opens and clicks of this step's emails (when the team tracks them too: Team.email_tracking).
+    tracking = models.BooleanField(default=True, db_default=True)
     # Timer, and the timeout of Wait for event
     delay_value = models.PositiveIntegerField(default=0)
     delay_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.DAYS)

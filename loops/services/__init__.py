@@ -86,6 +86,7 @@ from .sending import (
     send_retry_delay,
 )
 from .specs import SpecError, loop_duplicate, loop_export, loop_import
+from .tracking import ACTIVITY_PER_EMAIL, email_click_record, email_open_record, provider_event_record
 from .unsubscribing import (
     TEST_EMAIL_LINK,
     UNSUBSCRIBE_SALT,
@@ -97,6 +98,10 @@ from .unsubscribing import (
 )
 
 __all__ = [
+    "ACTIVITY_PER_EMAIL",
+    "email_click_record",
+    "email_open_record",
+    "provider_event_record",
     "MAX_STEPS",
     "Removal",
     "Tree",

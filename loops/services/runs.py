@@ -85,7 +85,7 @@ def _advance_batch(run_ids: list[int], *, budget_seconds: float | None = None) -
         _loops_hold(run_ids)
         # Read after the hold: what an edit, an archive or a removal committed before it is seen here.
         in_progress = LoopRun.objects.filter(status__in=[LoopRun.Status.ACTIVE, LoopRun.Status.WAITING])
-        loaded = in_progress.select_related("loop", "contact", "event").in_bulk(run_ids)
+        loaded = in_progress.select_related("loop", "contact", "event", "team").in_bulk(run_ids)
         runs = [loaded[run_id] for run_id in run_ids if run_id in loaded]
         trees = trees_load(run.loop_id for run in runs)
         for index, run in enumerate(runs):

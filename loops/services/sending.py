@@ -285,7 +285,12 @@ _local = threading.local()
 def _connection():
     """One open connection per worker thread, reused across messages (a new SMTP session per email
     costs more than the email). Settings changes (tests) open a new one."""
-    key = (settings.EMAIL_BACKEND, getattr(settings, "EMAIL_HOST", ""), getattr(settings, "EMAIL_PORT", 0))
+    key = (
+        settings.EMAIL_BACKEND,
+        getattr(settings, "EMAIL_HOST", ""),
+        getattr(settings, "EMAIL_PORT", 0),
+        str(getattr(settings, "ANYMAIL", "")),  # a provider's API address and keys
+    )
     if getattr(_local, "key", None) != key:
         _connection_close()
         _local.connection = get_connection()

@@ -14,7 +14,8 @@ and upload use it. Exporting what was imported gives the same JSON, ids apart.
 Triggers: {"type": "event", "event"}, {"type": "contact_added"}, {"type": "contact_updated", "field", "from",
 "to"} (a missing "from" or "to": any value; no "field": any change), {"type": "list_added", "list": "<name>"}.
 Frequency: {"type": "once"}, {"type": "every"}, {"type": "per_key", "key"}. Nodes, by "type":
-- "email": subject, preview_text, body, from_name, from_email, reply_to;
+- "email": subject, preview_text, body, from_name, from_email, reply_to; "tracking": false when its opens and
+  clicks are not tracked;
 - "timer": "delay": {"value", "unit"} (minutes, hours, days);
 - "wait_event": "event", "timeout": {"value", "unit"}, "on_event" and "on_timeout" ("continue" or "stop");
 - "filter": "conditions" (contacts.conditions);
@@ -59,6 +60,8 @@ def _node(step: LoopStep, lists: dict[int, str]) -> dict[str, Any]:
     if kind == LoopStep.Kind.EMAIL:
         node.update({name: getattr(step, name) for name in EMAIL_FIELDS if getattr(step, name) or name == "body"})
         node.setdefault("subject", step.subject)
+        if not step.tracking:
+            node["tracking"] = False
     elif kind == LoopStep.Kind.TIMER:
         node["delay"] = _delay(step)
     elif kind == LoopStep.Kind.WAIT_EVENT:
@@ -260,6 +263,10 @@ def _step(team: Team, node: dict, where: str, catalogue) -> LoopStep:
         for name in EMAIL_FIELDS:
             limit = getattr(LoopStep._meta.get_field(name), "max_length", None) or 200_000  # the column's: no DataError
             setattr(step, name, _text(node.get(name), f"{where}.{name}", limit=limit))
+        tracking = node.get("tracking", True)
+        if not isinstance(tracking, bool):
+            _fail(f"{where}.tracking", "true or false")
+        step.tracking = tracking
     elif kind == LoopStep.Kind.TIMER:
         for name, value in _delay_fields(node.get("delay"), f"{where}.delay").items():
             setattr(step, name, value)

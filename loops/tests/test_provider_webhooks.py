@@ -1,0 +1,180 @@
+"""Bounces and complaints from the email provider, through django-anymail's Postmark tracking webhook: an email
+sent with anymail's real Postmark backend (to a local fake of Postmark's API), then Postmark's webhook payload,
+posted with the webhook secret, about that email's MessageID."""
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from api.services.suppressions import suppression_remove
+from conftest import POSTMARK_WEBHOOK_AUTH
+from contacts.models import Contact
+from contacts.services import ResubscribeRefused, contact_set_subscribed, contact_sync, contact_upsert
+from loops.models import EmailActivity, EmailMessage, Loop, LoopRun, LoopStep
+from loops.services.queueing import email_queue
+from loops.services.sending import emails_drain
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "postmark"
+URL = "/anymail/postmark/tracking/"
+
+
+def _auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _sent(team, postmark, email="ada@example.com") -> EmailMessage:
+    contact = contact_sync(team=team, email=email, full_name="Ada Lovelace").contact
+    loop = Loop.objects.create(team=team, name=f"L {email}", trigger_event_name="x", status="active")
+    step = LoopStep.objects.create(team=team, loop=loop, kind="email", subject="Your payment failed", body="Hi")
+    message = email_queue(run=LoopRun.objects.create(team=team, loop=loop, contact=contact), step=step)
+    emails_drain()
+    message.refresh_from_db()
+    assert message.status == "sent" and message.provider_message_id == postmark.sent[-1]["MessageID"]
+    return message
+
+
+def _post(client, name: str, message: EmailMessage | None, auth=POSTMARK_WEBHOOK_AUTH, **changes):
+    payload = json.loads((FIXTURES / name).read_text())
+    payload["MessageID"] = message.provider_message_id if message else "00000000-0000-0000-0000-000000000000"
+    payload.update(changes)
+    return client.post(
+        URL, json.dumps(payload), content_type="application/json", HTTP_AUTHORIZATION=_auth(*auth) if auth else ""
+    )
+
+
+def test_a_hard_bounce_suppresses_the_contact_with_the_providers_reason(client, team, postmark, logged_in):
+    message = _sent(team, postmark)
+    response = _post(client, "bounce_hard.json", message)
+    assert response.status_code == 200
+    contact = Contact.objects.get(pk=message.contact_id)
+    assert not contact.subscribed and contact.unsubscribed_by == "bounce"
+    assert contact.unsubscribe_reason.startswith("Postmark: The server was unable to deliver your message")
+    message.refresh_from_db()
+    assert message.bounced_at is not None and message.complained_at is None
+    [bounce] = EmailActivity.objects.filter(message=message)
+    assert bounce.kind == "bounce" and bounce.contact_id == contact.pk
+    page = logged_in.get(reverse("contacts:detail", args=[contact.pk])).content.decode()
+    assert "unsubscribed by a hard bounce" in page and "The provider said: Postmark: The server was unable" in page
+    assert "suppression removal" in page  # why the team cannot resubscribe it here
+    email_page = logged_in.get(reverse("loops:email", args=[message.pk])).content.decode()
+    assert "Bounced on" in email_page
+
+
+def test_the_same_bounce_posted_again_is_recorded_once(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "bounce_hard.json", message).status_code == 200
+    assert _post(client, "bounce_hard.json", message).status_code == 200  # Postmark retries
+    assert EmailActivity.objects.filter(message=message).count() == 1
+
+
+def test_a_soft_bounce_is_recorded_and_suppresses_nobody(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "bounce_soft.json", message).status_code == 200
+    contact = Contact.objects.get(pk=message.contact_id)
+    assert contact.subscribed
+    [deferred] = EmailActivity.objects.filter(message=message)
+    assert deferred.kind == "deferred" and "temporarily" in deferred.detail
+    message.refresh_from_db()
+    assert message.bounced_at is None
+
+
+def test_a_spam_complaint_suppresses_the_contact(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "spam_complaint.json", message).status_code == 200
+    contact = Contact.objects.get(pk=message.contact_id)
+    assert not contact.subscribed and contact.unsubscribed_by == "complaint"
+    message.refresh_from_db()
+    assert message.complained_at is not None
+
+
+def test_a_delivery_is_recorded_on_the_email(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "delivery.json", message).status_code == 200
+    assert EmailActivity.objects.get(message=message).kind == "delivered"
+    assert Contact.objects.get(pk=message.contact_id).subscribed
+
+
+def test_a_webhook_with_a_wrong_secret_is_refused_and_changes_nothing(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "bounce_hard.json", message, auth=("postmark", "guess")).status_code == 400
+    assert _post(client, "bounce_hard.json", message, auth=None).status_code == 400
+    assert Contact.objects.get(pk=message.contact_id).subscribed and not EmailActivity.objects.exists()
+
+
+def test_without_a_webhook_secret_the_provider_webhooks_are_off(client, team, postmark, settings):
+    message = _sent(team, postmark)
+    settings.ANYMAIL = {key: value for key, value in settings.ANYMAIL.items() if key != "WEBHOOK_SECRET"}
+    assert _post(client, "bounce_hard.json", message, auth=None).status_code == 404
+    assert Contact.objects.get(pk=message.contact_id).subscribed and not EmailActivity.objects.exists()
+
+
+def test_a_bounce_of_an_unknown_email_is_answered_and_ignored(client, team, postmark):
+    contact = contact_sync(team=team, email="ada@example.com").contact
+    assert _post(client, "bounce_hard.json", None).status_code == 200
+    contact.refresh_from_db()
+    assert contact.subscribed and not EmailActivity.objects.exists()
+
+
+def test_a_body_that_is_not_json_is_a_400(client, team, postmark):
+    response = client.post(
+        URL, "not json", content_type="application/json", HTTP_AUTHORIZATION=_auth(*POSTMARK_WEBHOOK_AUTH)
+    )
+    assert response.status_code == 400
+
+
+def test_a_bounce_suppresses_only_the_contact_of_the_team_that_sent_it(client, team, other_team, postmark):
+    message = _sent(team, postmark)
+    elsewhere = contact_sync(team=other_team, email="ada@example.com").contact
+    _post(client, "bounce_hard.json", message)
+    elsewhere.refresh_from_db()
+    assert elsewhere.subscribed
+
+
+def test_a_bounce_replaces_an_unsubscribe_a_team_member_could_undo_but_not_the_contacts_own(client, team, postmark):
+    by_team = _sent(team, postmark)
+    contact_set_subscribed(contact=by_team.contact, subscribed=False, by="team")
+    by_link = _sent(team, postmark, email="bob@example.com")
+    contact_set_subscribed(contact=by_link.contact, subscribed=False, by="link")
+    _post(client, "bounce_hard.json", by_team)
+    _post(client, "bounce_hard.json", by_link, ID=99)
+    assert Contact.objects.get(pk=by_team.contact_id).unsubscribed_by == "bounce"
+    kept = Contact.objects.get(pk=by_link.contact_id)
+    assert kept.unsubscribed_by == "link" and kept.unsubscribe_reason == ""
+
+
+def test_a_suppressed_contact_is_resubscribed_only_by_the_suppression_removal(client, team, postmark, logged_in):
+    message = _sent(team, postmark)
+    _post(client, "bounce_hard.json", message)
+    contact = Contact.objects.get(pk=message.contact_id)
+    with pytest.raises(ResubscribeRefused):
+        contact_set_subscribed(contact=contact, subscribed=True, by="team")
+    contact_upsert(team=team, email="ada@example.com", fields={"subscribed": True})  # the API's update
+    contact.refresh_from_db()
+    assert not contact.subscribed and contact.unsubscribed_by == "bounce"
+    logged_in.post(reverse("contacts:edit", args=[contact.pk]), {"email": contact.email, "subscribed": "on"})
+    contact.refresh_from_db()
+    assert not contact.subscribed  # the form's box is disabled: what is posted is not taken
+    suppression_remove(team=team, contact=contact)
+    contact.refresh_from_db()
+    assert contact.subscribed and contact.unsubscribed_by == "" and contact.unsubscribe_reason == ""
+
+
+def test_a_later_email_to_a_bounced_contact_is_skipped(client, team, postmark):
+    message = _sent(team, postmark)
+    _post(client, "bounce_hard.json", message)
+    step = message.step
+    again = email_queue(
+        run=LoopRun.objects.create(
+            team=team, loop=step.loop, contact=Contact.objects.get(pk=message.contact_id), entry_key="event:2"
+        ),
+        step=step,
+    )
+    assert again.status == "skipped"
+    sent_before = len(postmark.sent)
+    emails_drain()
+    assert len(postmark.sent) == sent_before

@@ -1,0 +1,97 @@
+"""Open and click tracking in an email's HTML: a pixel, and every web link through a signed redirect.
+
+The links are rewritten when the email is queued (loops.services.queueing), so the HTML stored on the
+EmailMessage is the HTML the contact got. Each tracked email has a random `tracking_token`; a click link
+carries its destination and a signature of (token, destination) made with SECRET_KEY, so nobody can make
+this site redirect elsewhere, and a link still works after its email is deleted. The text part keeps its
+links as written, and so do the unsubscribe link and `mailto:`/`tel:` links.
+"""
+
+import html
+import re
+import secrets
+from urllib.parse import quote, unquote, urlencode
+
+from django.core.signing import Signer
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare
+
+from loopsync.site import absolute_url
+
+CLICK_SALT = "loops.click"
+PIXEL_MARK = "data-loopsync-pixel"
+URL_MAX = 4000  # a longer link is left as written: no mail client needs one, and it would double in size
+
+# A tag is scanned to its `>` and its href inside it: linear on any HTML (EMAIL_HTML_LIMIT bounds it anyway).
+_A_TAG = re.compile(r"<a\s[^>]*+>", re.IGNORECASE)
+_HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*+)"|'([^']*+)')""", re.IGNORECASE)
+_PIXEL = re.compile(rf"<img\s[^>]*?{PIXEL_MARK}[^>]*+>")
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def tracking_token_new() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _signer() -> Signer:
+    return Signer(salt=CLICK_SALT)
+
+
+def click_signature(token: str, url: str) -> str:
+    return _signer().signature(f"{token}\n{url}")
+
+
+def click_signature_valid(token: str, url: str, signature: str) -> bool:
+    return bool(signature) and constant_time_compare(click_signature(token, url), signature)
+
+
+def open_url(token: str) -> str:
+    return absolute_url(reverse("loops:track-open", kwargs={"token": token}))
+
+
+def click_url(token: str, url: str) -> str:
+    query = urlencode({"u": url, "s": click_signature(token, url)}, quote_via=quote)
+    return absolute_url(reverse("loops:track-click", kwargs={"token": token})) + "?" + query
+
+
+def _trackable(url: str, untracked_prefixes: tuple[str, ...]) -> bool:
+    lowered = url.strip().lower()
+    return (
+        lowered.startswith(("https://", "http://")) and len(url) <= URL_MAX and not url.startswith(untracked_prefixes)
+    )
+
+
+def html_track(markup: str, *, token: str) -> str:
+    """`markup` with its web links through the click redirect and the open pixel before `</body>`."""
+    untracked = (absolute_url(reverse("loops:unsubscribe", kwargs={"token": "x"}))[: -len("x/")],)
+
+    def link(tag: re.Match[str]) -> str:
+        def href(match: re.Match[str]) -> str:
+            written = match[2] if match[2] is not None else match[3]
+            url = html.unescape(written)
+            if not _trackable(url, untracked):
+                return match[0]
+            return f'{match[1]}"{html.escape(click_url(token, url.strip()))}"'
+
+        return _HREF.sub(href, tag[0], count=1)
+
+    tracked = _A_TAG.sub(link, markup)
+    pixel = (
+        f'<img src="{html.escape(open_url(token))}" width="1" height="1" alt="" {PIXEL_MARK} '
+        'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
+    )
+    ends = list(_BODY_END.finditer(tracked))
+    if not ends:
+        return tracked + pixel
+    at = ends[-1].start()
+    return tracked[:at] + pixel + tracked[at:]
+
+
+_CLICK_HREF = re.compile(r'href="[^"]*?/e/[A-Za-z0-9_-]++/c/\?u=([^"&]*+)&amp;s=[^"]*+"')
+
+
+def html_for_viewing(markup: str) -> str:
+    """A sent email's HTML to show in the app: without its pixel, and its links to their destinations, so that
+    opening it here (or clicking in it) counts no open and no click."""
+    without_pixel = _PIXEL.sub("", markup)
+    return _CLICK_HREF.sub(lambda m: f'href="{html.escape(unquote(m[1]))}"', without_pixel)
