@@ -16,7 +16,7 @@ catch-all).
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -215,15 +215,24 @@ OPERATORS_ANY = {op: label for ops in OPERATORS.values() for op, label in ops.it
 DEFAULT_LABELS = fields_for()  # the contact's own fields and lists: what every catalogue has
 
 
-def conditions_fields(tree: Mapping | None) -> set[str]:
-    """Every field a tree names (what a property's "in use" warning looks for)."""
-    found: set[str] = set()
+def conditions_rules(tree: Mapping | None) -> Iterator[Mapping]:
+    """Every rule of a tree, in its groups too."""
     for rule in (tree or {}).get("rules", []):
         if "rules" in rule:
-            found |= conditions_fields(rule)
+            yield from conditions_rules(rule)
         else:
-            found.add(rule["field"])
-    return found
+            yield rule
+
+
+def conditions_fields(tree: Mapping | None) -> set[str]:
+    """Every field a tree names (what a property's "in use" warning looks for)."""
+    return {rule["field"] for rule in conditions_rules(tree)}
+
+
+def conditions_lists(tree: Mapping | None) -> set[int]:
+    """The ids of the mailing lists a tree's rules name (what a list's delete confirmation looks for)."""
+    values = (str(rule.get("value", "")) for rule in conditions_rules(tree) if rule["field"] == "lists")
+    return {int(value) for value in values if DIGITS.fullmatch(value)}
 
 
 # --- evaluating a tree ---------------------------------------------------------------------------
@@ -383,8 +392,13 @@ def conditions_describe(tree: Mapping | None, catalogue: Mapping[str, Field] | N
         label = field.label if field else rule["field"].removeprefix("contact.properties.").removeprefix("event.")
         words = OPERATORS_ANY.get(rule["op"], rule["op"])
         if rule["field"] == "lists" and field is not None:
-            name = dict(field.choices).get(int(rule.get("value", 0) or 0), f"#{rule.get('value')}")
-            parts.append(f"{'on' if rule['op'] == 'in_list' else 'not on'} the list “{name}”")
+            on = "on" if rule["op"] == "in_list" else "not on"
+            value = str(rule.get("value", ""))
+            list_id = int(value) if DIGITS.fullmatch(value) else 0
+            if field.values is not None and list_id not in field.values:  # a saved tree named it: it was deleted
+                parts.append(f"{on} a deleted list (#{value})")
+            else:
+                parts.append(f"{on} the list “{dict(field.choices).get(list_id, f'#{value}')}”")
         elif rule["op"] in UNARY:
             parts.append(f"{label} {words}")
         elif rule["op"] == "between":

@@ -1,4 +1,5 @@
-"""Audience → Mailing lists: the team's lists with their member counts, add, edit, delete (after asking)."""
+"""Audience → Mailing lists: the team's lists with their member counts, add, edit, delete (after asking, and
+naming the segments and loops that use the list)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -6,12 +7,15 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from accounts.selectors import team_object_or_404
 
 from .list_forms import MailingListForm
 from .models import MailingList
+from .selectors import list_segments
 from .services import lists as list_services
+from .timeline import list_uses
 
 
 def _mailing_list(request: HttpRequest, pk: int) -> MailingList:
@@ -75,5 +79,14 @@ def list_delete(request: HttpRequest, pk: int) -> HttpResponse:
         list_services.mailing_list_delete(mailing_list=mailing_list)
         messages.success(request, f"{mailing_list.name} was deleted. Its contacts are still in your audience.")
         return redirect("contacts:lists")
-    members = mailing_list.listmembership_set.count()
-    return render(request, "contacts/list_delete.html", {"mailing_list": mailing_list, "members": members})
+    audience = reverse("contacts:list")
+    context = {
+        "mailing_list": mailing_list,
+        "members": mailing_list.listmembership_set.count(),
+        "segments": [
+            (segment.name, f"{audience}?segment={segment.pk}")
+            for segment in list_segments(team_id=mailing_list.team_id, list_id=mailing_list.pk)
+        ],
+        "loops": list_uses(team_id=mailing_list.team_id, list_id=mailing_list.pk),
+    }
+    return render(request, "contacts/list_delete.html", context)

@@ -1,4 +1,5 @@
-"""Audience → segments: save the filters the Audience shows as a named segment, and delete one."""
+"""Audience → segments: save the filters the Audience shows as a named segment, and delete one (after asking).
+Any member of the team may do both."""
 
 from urllib.parse import urlencode
 
@@ -6,13 +7,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_object_or_404
 
 from . import selectors, services
+from .conditions import conditions_describe
 from .models import Segment
 
 
@@ -46,9 +48,12 @@ def segment_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what the segment filters, and that its contacts stay; POST: delete it."""
     segment = team_object_or_404(Segment, request.team, pk=pk)
-    services.segment_delete(segment=segment)
-    messages.success(request, f"Segment “{segment.name}” deleted. Its contacts are still in the Audience.")
-    return redirect("contacts:list")
+    if request.method == "POST":
+        services.segment_delete(segment=segment)
+        messages.success(request, f"Segment “{segment.name}” deleted. Its contacts are still in the Audience.")
+        return redirect("contacts:list")
+    described = conditions_describe(segment.conditions, selectors.audience_catalogue(team=request.team))
+    return render(request, "contacts/segment_delete.html", {"segment": segment, "described": described})

@@ -11,7 +11,7 @@ from loopsync.keyset import after, cursor_decode, cursor_encode
 
 from .billing import BILLING_LABELS, BILLING_PROPERTIES
 from .builder import ConditionsBuilder
-from .conditions import Field, fields_for
+from .conditions import Field, conditions_lists, fields_for
 from .models import Contact, ContactProperty, MailingList, Segment
 from .querying import conditions_q
 
@@ -129,6 +129,11 @@ def audience_catalogue(*, team: Team) -> dict[str, Field]:
     and the team's declared ones, and its mailing lists (no event: there is none)."""
     lists = dict(MailingList.objects.filter(team=team).values_list("pk", "name"))
     return fields_for(properties=team_properties(team_id=team.pk), lists=lists)
+
+
+def list_segments(*, team_id: int, list_id: int) -> list[Segment]:
+    """The team's segments with a rule on the mailing list `list_id` (what its delete confirmation names)."""
+    return [s for s in Segment.objects.filter(team_id=team_id) if list_id in conditions_lists(s.conditions)]
 
 
 COUNT_BUDGET_MS = 1_000  # a count that takes longer is shown as "more than … can count"

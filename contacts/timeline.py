@@ -1,5 +1,6 @@
 """A contact's story: one timeline of what happened to it, newest first, each item linked to its page; and, by
-the same registry pattern, where a property is used (the property manager's "in use" warning).
+the same registry pattern, where a property or a mailing list is used (the "in use" warnings of the property
+manager and of a list's delete confirmation).
 
 The contacts app is below the apps that own most of that story (loops: events, runs, emails; webhooks: the
 deliveries behind Stripe's events), so they register a source here from their AppConfig.ready, as webhooks
@@ -52,3 +53,18 @@ def property_uses_register(*, name: str, source: Uses) -> None:
 
 def property_uses(*, team_id: int, key: str) -> list[tuple[str, str]]:
     return [use for source in _USES.values() for use in source(team_id, key)]
+
+
+# --- where a mailing list is used --------------------------------------------------------------------
+
+ListUses = Callable[[int, int], list[tuple[str, str]]]  # (team id, list id) → [(what uses it, its URL)]
+_LIST_USES: dict[str, ListUses] = {}
+
+
+def list_uses_register(*, name: str, source: ListUses) -> None:
+    """As for a property: the apps above contacts say where their objects use a mailing list."""
+    _LIST_USES[name] = source
+
+
+def list_uses(*, team_id: int, list_id: int) -> list[tuple[str, str]]:
+    return [use for source in _LIST_USES.values() for use in source(team_id, list_id)]

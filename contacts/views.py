@@ -10,7 +10,7 @@ from accounts.selectors import team_object_or_404
 from loopsync.testdata import test_data_requested
 
 from . import selectors, services
-from .conditions import conditions_describe
+from .conditions import conditions_describe, conditions_lists
 from .forms import ContactForm
 from .models import Contact, MailingList, Segment
 from .timeline import contact_timeline
@@ -50,6 +50,10 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "segments": list(Segment.objects.filter(team=team)),
         "segment_text": conditions_describe(query.segment.conditions, query.builder.catalogue) if query.segment else "",
         "segment_params": selectors.audience_params(request.GET),
+        # A list its rules name was deleted since (a list's delete confirmation warned): say what that rule does now
+        "segment_list_deleted": bool(
+            query.segment and conditions_lists(query.segment.conditions) - {m.pk for m in mailing_lists}
+        ),
         "builder_open": "builder" in request.GET,
         "filtered": filtered,
         "counts": counts,

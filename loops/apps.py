@@ -21,12 +21,13 @@ class LoopsConfig(AppConfig):
             # One contact (its lists page, the API), or many that joined the same lists (a bulk action)
             enrol_list_joined(contacts=[contact] if contact is not None else list(contacts), list_ids=list_ids)
 
-        from contacts.timeline import property_uses_register, timeline_source_register
+        from contacts.timeline import list_uses_register, property_uses_register, timeline_source_register
 
-        from .timeline import contact_story, property_usage
+        from .timeline import contact_story, list_usage, property_usage
 
         timeline_source_register(name="loops", source=contact_story)
         property_uses_register(name="loops", source=property_usage)
+        list_uses_register(name="loops", source=list_usage)
 
         contacts_created.connect(on_contacts_created, dispatch_uid="loops.contacts_added", weak=False)
         contacts_changed.connect(on_contacts_changed, dispatch_uid="loops.contacts_updated", weak=False)

@@ -1,12 +1,13 @@
 """The loops app's part of a contact's timeline (contacts.timeline): its events, the loop runs they started and
 each step a run passed, the emails sent to it and their opens, clicks and bounces, each linked to its page; and
-where its loops and transactional emails use a property (the property manager's "in use" warning)."""
+where its loops and transactional emails use a property (the property manager's "in use" warning), and where its
+loops use a mailing list (a list's delete confirmation)."""
 
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
-from contacts.conditions import conditions_fields
+from contacts.conditions import conditions_fields, conditions_lists
 from contacts.models import Contact
 from contacts.timeline import Item
 
@@ -78,4 +79,20 @@ def property_usage(team_id: int, key: str) -> list[tuple[str, str]]:
         uses[f"Loop “{loop.name}”: its trigger"] = _url("loops:loop", loop.pk)
     for email in TransactionalEmail.objects.filter(team_id=team_id).filter(text):
         uses[f"Transactional email “{email.name}”"] = _url("loops:transactional", email.pk)
+    return list(uses.items())
+
+
+def list_usage(team_id: int, list_id: int) -> list[tuple[str, str]]:
+    """Where the team's loops use the mailing list `list_id`: as the list whose joining starts the loop, in an
+    Update contact step that adds to it or removes from it, in a filter's or a branch's rule."""
+    uses: dict[str, str] = {}
+    for loop in Loop.objects.filter(team_id=team_id, trigger=Loop.Trigger.LIST_ADDED, trigger_list_id=list_id):
+        uses[f"Loop “{loop.name}”: its trigger"] = _url("loops:loop", loop.pk)
+    joins = [LoopStep.Update.JOIN_LIST, LoopStep.Update.LEAVE_LIST]
+    updating = Q(kind=LoopStep.Kind.UPDATE_CONTACT, update_action__in=joins, update_list_id=list_id)
+    steps = LoopStep.objects.filter(team_id=team_id).select_related("loop")
+    for step in steps.filter(updating | Q(kind__in=[LoopStep.Kind.FILTER, LoopStep.Kind.BRANCH])):
+        trees = [step.conditions] + [path.get("conditions") for path in step.paths or []]
+        if step.kind == LoopStep.Kind.UPDATE_CONTACT or any(list_id in conditions_lists(tree) for tree in trees):
+            uses[f"Loop “{step.loop.name}”: {step.get_kind_display().lower()}"] = _url("loops:loop", step.loop_id)
     return list(uses.items())

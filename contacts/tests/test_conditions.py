@@ -6,7 +6,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from contacts.conditions import MAX_RULES, Subject, conditions_clean, conditions_describe, conditions_match, fields_for
+from contacts.conditions import (
+    MAX_RULES,
+    Subject,
+    conditions_clean,
+    conditions_describe,
+    conditions_lists,
+    conditions_match,
+    fields_for,
+)
 from contacts.models import Contact
 
 CATALOGUE = fields_for(
@@ -129,3 +137,20 @@ def test_a_date_no_query_can_hold_is_refused(value):
 def test_a_number_past_any_column_is_refused(value):
     with pytest.raises(ValidationError, match="out of range"):
         conditions_clean({"rules": [rule("contact.properties.seats", "gt", value)]}, CATALOGUE)
+
+
+def test_the_lists_a_tree_names_and_a_deleted_one_in_words():
+    tree = {
+        "match": "all",
+        "rules": [
+            {"field": "lists", "op": "in_list", "value": "7"},
+            {"match": "any", "rules": [{"field": "lists", "op": "not_in_list", "value": "9"}]},
+            {"field": "contact.email", "op": "contains", "value": "7"},
+        ],
+    }
+    assert conditions_lists(tree) == {7, 9} and conditions_lists(None) == set()
+    catalogue = fields_for(lists={7: "VIP"})
+    assert conditions_describe(tree, catalogue) == (
+        "on the list “VIP” and (not on a deleted list (#9)) and Email contains “7”"
+    )
+    assert conditions_describe(tree) == "on the list “#7” and (not on the list “#9”) and Email contains “7”"

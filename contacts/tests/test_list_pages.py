@@ -1,5 +1,6 @@
 """Audience → Mailing lists: the lists page, add, edit, delete; a contact's lists; the Audience filtered by list."""
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.list_forms import MailingListForm
-from contacts.models import Contact, ListMembership, MailingList
+from contacts.models import Contact, ListMembership, MailingList, Segment
 from contacts.services import contact_sync
 from contacts.services import lists as list_services
 
@@ -167,6 +168,64 @@ def test_delete_asks_then_deletes_the_list_and_its_memberships_not_the_contacts(
     assert not MailingList.objects.filter(pk=news.pk).exists()
     assert Contact.objects.filter(pk=ada.pk).exists()
     assert _member_ids(ada) == {beta.pk}
+
+
+def _text(response) -> str:
+    """The page's text as a reader sees it: entities decoded, white space collapsed."""
+    return " ".join(html.unescape(response.content.decode()).split())
+
+
+def _on(list_id, op="in_list"):
+    return {"field": "lists", "op": op, "value": str(list_id)}
+
+
+def test_delete_names_the_segments_that_filter_on_the_list_and_what_becomes_of_them(logged_in, team, news, beta):
+    on = Segment.objects.create(team=team, name="Readers", conditions={"match": "all", "rules": [_on(news.pk)]})
+    nested = {"match": "all", "rules": [{"match": "any", "rules": [_on(beta.pk), _on(news.pk, "not_in_list")]}]}
+    off = Segment.objects.create(team=team, name="Non-readers", conditions=nested)
+    Segment.objects.create(team=team, name="Testers", conditions={"match": "all", "rules": [_on(beta.pk)]})
+    page = _text(logged_in.get(reverse("contacts:list-delete", args=[news.pk])))
+    assert "2 segments filter on it." in page and "Testers" not in page
+    audience = reverse("contacts:list")
+    for segment in (on, off):
+        assert f'<a href="{audience}?segment={segment.pk}">Segment “{segment.name}”</a>' in page
+    assert "They are kept, and their rule on this list then names a deleted list: “on” it matches no contact," in page
+    assert "“not on” it matches every contact." in page
+    assert "No segment or loop uses it." not in page
+    other = _text(logged_in.get(reverse("contacts:list-delete", args=[beta.pk])))
+    assert "2 segments filter on it." in other and "Readers" not in other
+    Segment.objects.exclude(name="Readers").delete()
+    alone = _text(logged_in.get(reverse("contacts:list-delete", args=[beta.pk])))
+    assert "No segment or loop uses it." in alone and "filters on it" not in alone and "filter on it" not in alone
+
+
+def test_a_segment_on_a_deleted_list_is_kept_and_matches_as_the_warning_said(logged_in, team, ada, news):
+    grace = Contact.objects.create(team=team, email="grace@example.com")
+    list_services.contact_lists_set(contact=ada, mailing_lists=[news])
+    on = Segment.objects.create(team=team, name="Readers", conditions={"match": "all", "rules": [_on(news.pk)]})
+    off = Segment.objects.create(
+        team=team, name="Others", conditions={"match": "all", "rules": [_on(news.pk, "not_in_list")]}
+    )
+    logged_in.post(reverse("contacts:list-delete", args=[news.pk]))
+    assert Segment.objects.filter(team=team).count() == 2
+    for segment, shown in ((on, set()), (off, {ada.email, grace.email})):
+        response = logged_in.get(reverse("contacts:list"), {"segment": segment.pk})
+        page = _text(response)
+        assert response.status_code == 200
+        assert {email for email in (ada.email, grace.email) if f">{email}<" in page} == shown
+        assert f"a deleted list (#{news.pk})" in page
+        assert "A mailing list it names was deleted: no contact is on a deleted list." in page
+    # More filters on it cannot be saved with the deleted list's rule: refused with a message, not an error page
+    refused = logged_in.post(
+        reverse("contacts:segment-new"), {"segment": off.pk, "source": "api", "segment_name": "More"}, follow=True
+    )
+    assert refused.status_code == 200
+    assert "The segment was not saved: Choose one of your team's mailing lists." in _text(refused)
+    # A segment on lists that exist says nothing of a deletion
+    beta = list_services.mailing_list_create(team=team, name="Beta")
+    kept = Segment.objects.create(team=team, name="Beta", conditions={"match": "all", "rules": [_on(beta.pk)]})
+    fine = _text(logged_in.get(reverse("contacts:list"), {"segment": kept.pk}))
+    assert "on the list “Beta”" in fine and "was deleted" not in fine
 
 
 @pytest.mark.parametrize("name", ["contacts:list-edit", "contacts:list-delete"])

@@ -1,5 +1,5 @@
 """The Audience filtered with the filter builder, and its filters saved as segments: listed, applied, exported
-(page and command), deleted; another team's segment is 404."""
+(page and command), deleted after a confirmation (by any member); another team's segment is 404."""
 
 import html
 import io
@@ -76,8 +76,34 @@ def test_filters_saved_as_a_segment_apply_export_and_delete(logged_in, team, aud
     assert "Another segment is named “BIG API TEAMS”." in html.unescape(taken.content.decode())
     nothing = logged_in.post(reverse("contacts:segment-new"), {"segment_name": "Everyone"}, follow=True)
     assert "Filter the Audience first" in html.unescape(nothing.content.decode())
-    logged_in.post(reverse("contacts:segment-delete", args=[segment.pk]))
+    deleted = logged_in.post(reverse("contacts:segment-delete", args=[segment.pk]), follow=True)
+    assert "Segment “Big API teams” deleted." in html.unescape(deleted.content.decode())
     assert not Segment.objects.exists() and Contact.objects.filter(team=team).count() == 3
+
+
+def test_deleting_a_segment_asks_first_saying_what_it_filters_and_that_contacts_stay(logged_in, team, audience):
+    segment = Segment.objects.create(team=team, name="Big", conditions=MANY_SEATS)
+    url = reverse("contacts:segment-delete", args=[segment.pk])
+    audience_page = logged_in.get(reverse("contacts:list"), {"segment": segment.pk}).content.decode()
+    assert f'<a href="{url}" class="button danger small">' in audience_page  # a link to the question, not a post
+    assert f'action="{url}"' not in audience_page
+    response = logged_in.get(url)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200 and "Delete the segment “Big”?" in page
+    assert "It filters the Audience by: Seats > “10”." in page
+    assert "no contact is deleted or changed" in page and 'method="post"' in page
+    assert Segment.objects.filter(pk=segment.pk).exists()  # asking deleted nothing
+    response = logged_in.post(url)
+    assert response.status_code == 302 and response["Location"] == reverse("contacts:list")
+    assert not Segment.objects.filter(pk=segment.pk).exists()
+    assert Contact.objects.filter(team=team).count() == 3
+
+
+def test_any_member_may_delete_a_segment(as_member, team, audience):
+    segment = Segment.objects.create(team=team, name="Big", conditions=MANY_SEATS)
+    url = reverse("contacts:segment-delete", args=[segment.pk])
+    assert as_member.get(url).status_code == 200
+    assert as_member.post(url).status_code == 302 and not Segment.objects.exists()
 
 
 def test_a_list_and_the_search_are_saved_too(logged_in, team, audience):
@@ -89,10 +115,12 @@ def test_a_list_and_the_search_are_saved_too(logged_in, team, audience):
 def test_another_teams_segment_is_404_and_matches_nobody(logged_in, team, audience, outsider, other_team):
     theirs = Segment.objects.create(team=other_team, name="Theirs", conditions=MANY_SEATS)
     assert emails(logged_in.get(reverse("contacts:list"), {"segment": theirs.pk})) == []
+    assert logged_in.get(reverse("contacts:segment-delete", args=[theirs.pk])).status_code == 404
     assert logged_in.post(reverse("contacts:segment-delete", args=[theirs.pk])).status_code == 404
     client = Client()
     client.force_login(outsider)
     ours = Segment.objects.create(team=team, name="Ours", conditions=MANY_SEATS)
+    assert client.get(reverse("contacts:segment-delete", args=[ours.pk])).status_code == 404
     assert client.post(reverse("contacts:segment-delete", args=[ours.pk])).status_code == 404
     assert Segment.objects.count() == 2
 

@@ -1,6 +1,7 @@
 """The Audience's tools in a real browser: a CSV imported with its columns mapped (its progress followed, its refused
 row downloaded), the Audience filtered with the filter builder, the filter saved as a segment, exported as CSV,
-and a bulk action on it confirmed by its count. Screenshots go to test-artifacts/browser/audience/.
+a bulk action on it confirmed by its count, and the segment deleted after its confirmation. Screenshots go to
+test-artifacts/browser/audience/.
 """
 
 import csv
@@ -91,3 +92,13 @@ def test_import_filter_save_a_segment_export_and_act_in_bulk(page: Page, live_se
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.get_by_role("status").filter(has_text=f"10 of {ROWS} contacts match.")).to_be_visible()
     shots(page, "after-bulk")
+
+    # Deleting the segment asks first, saying what it filters; its contacts stay.
+    page.get_by_role("link", name="Delete segment “Big teams”…", exact=True).click()
+    expect(page.get_by_role("heading", name="Delete the segment “Big teams”?")).to_be_visible()
+    expect(page.get_by_text("It filters the Audience by: seats > “19”.", exact=True)).to_be_visible()
+    shots(page, "segment-delete")
+    page.get_by_role("button", name="Delete segment", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Segment “Big teams” deleted.")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Segments")).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text=f"{ROWS} contacts.")).to_be_visible()
