@@ -62,13 +62,14 @@ def endpoint_health(*, endpoint: Endpoint) -> Health:
     deliveries = Delivery.objects.filter(endpoint=endpoint, received_at__gte=since).count() if counts else 0
     # Since the endpoint last changed (a new secret is saved, say): what the banner judges by
     changed = max(since, endpoint.updated_at) if endpoint.updated_at else since
-    signature = (
-        recent.filter(kind__in=[Rejection.Kind.SIGNATURE, Rejection.Kind.STALE], last_at__gte=changed).exists()
-        if counts
-        else False
-    )
-    delivered_since = (
-        Delivery.objects.filter(endpoint=endpoint, received_at__gte=changed).exists() if signature else True
+    signature = recent.filter(kind=Rejection.Kind.SIGNATURE, last_at__gte=changed).exists() if counts else False
+    # A stale request matched the secret (Stripe's library checks the signature before the time): like a delivery,
+    # it shows the secret is Stripe's. Its time is what is wrong (a replay, or a clock off), not the secret.
+    matched_since = (
+        recent.filter(kind=Rejection.Kind.STALE, last_at__gte=changed).exists()
+        or Delivery.objects.filter(endpoint=endpoint, received_at__gte=changed).exists()
+        if signature
+        else True
     )
     return Health(
         last_delivery_at=last_delivery,
@@ -76,6 +77,6 @@ def endpoint_health(*, endpoint: Endpoint) -> Health:
         last_failure_reason=last.last_reason if last else "",
         refused={Rejection.Kind(kind).label: n for kind, n in counts.items()},
         deliveries_in_window=deliveries,
-        secret_mismatch=bool(endpoint.signing_secret) and signature and not delivered_since,
+        secret_mismatch=bool(endpoint.signing_secret) and signature and not matched_since,
         no_secret=not endpoint.signing_secret,
     )

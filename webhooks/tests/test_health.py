@@ -85,3 +85,22 @@ def test_a_new_secret_clears_the_banner_and_no_secret_says_so(logged_in, team, e
     bare = make_endpoint(team, name="Bare", secret="")
     page = logged_in.get(reverse("webhook-settings:detail", args=[bare.pk])).content.decode()
     assert "No signing secret is saved yet" in page and "does not match" not in page
+
+
+def test_a_stale_request_matched_the_secret_so_it_never_says_the_secret_does_not_match(
+    logged_in, endpoint, post_webhook
+):
+    """Stripe's library checks the signature before the time: a request refused as too old was signed with the
+    saved secret (a replay, or this server's clock is off), and pasting the secret again would change nothing."""
+    body = fixture_text("pay/invoice.payment_failed.json")
+    old = int(timezone.now().timestamp()) - 3600
+    assert post_webhook(endpoint, body, signature=sign(body, timestamp=old)).status_code == 400
+    detail = reverse("webhook-settings:detail", args=[endpoint.pk])
+    page = html.unescape(logged_in.get(detail).content.decode())
+    assert "1 × signature too old" in page and "Timestamp outside the tolerance zone" in page
+    assert "The signing secret does not match." not in page
+    # A request signed with another secret after it: not every request failed the match, the stale one passed it.
+    assert post_webhook(endpoint, body, secret="whsec_not_the_one").status_code == 400
+    page = html.unescape(logged_in.get(detail).content.decode())
+    assert "1 × wrong or missing signature, 1 × signature too old" in page
+    assert "The signing secret does not match." not in page
