@@ -11,6 +11,7 @@ pytest-django empties the tables, and the test itself reads everything through t
 thread and the worker thread have no event loop, so the app itself is unaffected.
 """
 
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 DESKTOP = {"width": 1280, "height": 800}
+POLL_SECONDS = 30  # how long the pipeline (a worker, in CI) gets to show its work in the UI
 PHONE = {"width": 390, "height": 844}
 
 
@@ -81,17 +83,23 @@ def chromium_browser(chromium, pipeline):
         browser.close()
 
 
+_SHOTS_CLEARED: set[Path] = set()  # the folders this run has cleared of an earlier run's screenshots
+
+
 @pytest.fixture
 def shots(request):
     """Saves full-page screenshots as test-artifacts/browser/NN-name.png, numbered in order (a test module
-    with SHOTS_FOLDER = "x" saves them in test-artifacts/browser/x/)."""
+    with SHOTS_FOLDER = "x" saves them in test-artifacts/browser/x/). A run's first test in a folder clears it;
+    the module's next tests number theirs after its shots."""
     folder = ARTIFACTS / getattr(request.module, "SHOTS_FOLDER", "")
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
+    if folder not in _SHOTS_CLEARED:
+        _SHOTS_CLEARED.add(folder)
+        for old in folder.glob("*.png"):
+            old.unlink()
 
     class Shots:
-        count = 0
+        count = len(list(folder.glob("*.png")))
 
         def __call__(self, page, name: str) -> Path:
             self.count += 1
@@ -139,3 +147,18 @@ def htmx_settled(page) -> None:
     page.wait_for_load_state()
     # A locator, not wait_for_function: the page's Content-Security-Policy forbids the eval that one needs
     expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")).to_have_count(0)
+
+
+def reload_until(page, locator, timeout: float = POLL_SECONDS) -> None:
+    """Reload the page until `locator` is visible: for pages that show the worker's progress but do not poll."""
+    from playwright.sync_api import expect
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            expect(locator).to_be_visible(timeout=1_000)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            page.reload()

@@ -8,32 +8,17 @@ Screenshots of every page go to test-artifacts/browser/.
 
 import re
 import secrets
-import time
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.conftest import DESKTOP, PHONE, POLL_SECONDS, reload_until
 from webhooks.stripe_events import SUPPORTED_EVENTS
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 EMAIL = "ada@lovelace.test"  # the test event is sent for the current user's email
 SUBJECT = "Your payment of $19.00 didn't go through"  # the template's first email, for the sample's $19.00
-POLL_SECONDS = 30  # how long the pipeline (a worker, in CI) gets to show its work in the UI
-
-
-def reload_until(page: Page, locator: Locator, timeout: float = POLL_SECONDS) -> None:
-    """Reload the page until `locator` is visible: for pages that show the worker's progress but do not poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            expect(locator).to_be_visible(timeout=1_000)
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            page.reload()
 
 
 def nav(page: Page, name: str) -> None:
