@@ -29,7 +29,7 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:
 @login_required
 def import_index(request: HttpRequest) -> HttpResponse:
     """The upload form and the team's imports, newest first."""
-    imports = ContactImport.objects.filter(team=request.team).defer("data").order_by("-created_at", "-id")
+    imports = ContactImport.objects.filter(team=request.team).defer("data", "scan").order_by("-created_at", "-id")
     return render(
         request,
         "contacts/imports.html",
@@ -64,7 +64,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 def _mapping_context(contact_import: ContactImport, chosen: list[str]) -> dict:
     """Each column with its samples, the type its values suggest, and the targets to pick from (a new property
-    named after the column among them)."""
+    named after the column among them): what the upload's scan found, kept on the import (the file is not read)."""
     scan = services.import_scan(contact_import)
     known = targets(team=contact_import.team)
     known_names = {name for name, _ in known}
@@ -95,7 +95,6 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "contacts/_import_progress.html", {"contact_import": contact_import})
     if contact_import.status != ContactImport.Status.MAPPING:
         return render(request, "contacts/import.html", {"contact_import": contact_import})
-    contact_import = ContactImport.objects.get(pk=contact_import.pk)  # with its file, to map it
     chosen = contact_import.mapping
     trigger_loops = False
     status = 200

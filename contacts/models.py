@@ -226,6 +226,8 @@ class ContactImport(models.Model):
     filename = models.CharField(max_length=255)
     data = models.BinaryField(editable=False)  # the file, zlib-compressed
     columns = models.JSONField(default=list)  # the header row
+    # What the upload's scan found besides: each column's samples and type, the first rows (the mapping page)
+    scan = models.JSONField(default=dict, blank=True, editable=False)
     mapping = models.JSONField(default=list, blank=True)  # per column: a target (contacts.services.importing)
     trigger_loops = models.BooleanField(default=False)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.MAPPING)
@@ -236,7 +238,7 @@ class ContactImport(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    claim = models.UUIDField(null=True, blank=True, editable=False)  # who runs it now (see StripeSync)
+    claim = models.UUIDField(null=True, blank=True, editable=False)  # who runs it now (loopsync.jobs)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -10,14 +10,9 @@ from .services import importing
 @shared_task(name=work.RUN_CONTACT_IMPORT)
 def run_contact_import(import_id: int) -> str:
     """An import for a time budget; then a fresh task takes over from where it stopped."""
-    status = work.guarded(
-        f"Contact import {import_id}",
-        lambda: importing.import_run(import_id=import_id, budget_seconds=importing.TASK_BUDGET_SECONDS),
-        default="running",  # its heartbeat goes stale, and the sweep resumes it from its last batch
+    return importing.IMPORTS.task_run(
+        import_id, lambda: importing.import_run(import_id=import_id, budget_seconds=importing.TASK_BUDGET_SECONDS)
     )
-    if status == "queued":
-        work.enqueue(work.RUN_CONTACT_IMPORT, import_id)
-    return status
 
 
 @shared_task(name=work.SWEEP_CONTACT_IMPORTS)

@@ -38,17 +38,12 @@ def sweep_deliveries() -> int:
 def run_stripe_sync(sync_id: int) -> str:
     """An import or catch-up for a time budget; then a fresh task takes over from where it stopped."""
     try:
-        status = work.guarded(
-            f"Stripe sync {sync_id}",
-            lambda: syncs.sync_run(sync_id=sync_id, budget_seconds=syncs.TASK_BUDGET_SECONDS),
-            default="running",  # its heartbeat goes stale, and the sweep resumes it from its last page
+        return syncs.SYNCS.task_run(
+            sync_id, lambda: syncs.sync_run(sync_id=sync_id, budget_seconds=syncs.TASK_BUDGET_SECONDS)
         )
-    except StripeUnavailable as exc:
+    except StripeUnavailable as exc:  # recorded on the sync: its heartbeat goes stale, and the sweep resumes it
         logger.warning("Stripe sync %s waits for Stripe; the sweep resumes it: %s", sync_id, exc)
         return "running"
-    if status == "queued":
-        work.enqueue(work.RUN_STRIPE_SYNC, sync_id)
-    return status
 
 
 @shared_task(name=work.SWEEP_STRIPE_SYNCS)

@@ -1,13 +1,16 @@
 """CSV import into a team's Audience.
 
 1. `import_create` reads the upload once: UTF-8 (a byte-order mark is fine), a header row, at most IMPORT_MAX_ROWS
-   rows and IMPORT_MAX_COLUMNS columns. It keeps the file (compressed) and proposes a mapping from the headers:
-   Loops' sample columns (`Email`, `First Name`, `Last Name`, `User Group`, `Source`, `User Id`, and
-   `Subscribed`) in any case or spacing; any other column becomes a property, typed by its values.
+   rows and IMPORT_MAX_COLUMNS columns. It keeps the file (compressed), what its scan found (each column's
+   samples and type, the first rows, the row count: the mapping page shows them without reading the file again)
+   and proposes a mapping from the headers: Loops' sample columns (`Email`, `First Name`, `Last Name`,
+   `User Group`, `Source`, `User Id`, and `Subscribed`) in any case or spacing; any other column becomes a
+   property, typed by its values.
 2. `import_start` takes the mapping (per column: a field, `property:<key>`, or "" to skip) and whether the
    import starts loops, declares the new properties, and queues it.
-3. `import_run` (Celery, or the command) goes through the rows in batches, each in one transaction that also
-   records where it is, so a worker that dies leaves it resumable (the sweep picks it up).
+3. `import_run` (Celery, or the command) reads the file again and goes through its rows in batches, each in one
+   transaction that also records where it is, so a worker that dies leaves it resumable (the sweep picks it up).
+   It is claimed, saved, swept and handed over as every long job is (loopsync.jobs).
 
 A row updates the contact with its userId, else the one with its email, else creates one (which needs an
 email). An empty cell leaves a value as it is; a cell that is exactly `null` (any case) clears it. A row that
@@ -20,22 +23,21 @@ import io
 import logging
 import math
 import re
-import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Team
-from loopsync import work
+from loopsync import jobs, work
 
 from ..billing import BILLING_PROPERTIES
 from ..changes import changes_send, contact_state, state_changes
@@ -55,7 +57,11 @@ IMPORT_MAX_BYTES = 50 * 1024 * 1024
 IMPORT_MAX_ROWS = 500_000
 IMPORT_MAX_COLUMNS = 200
 BATCH_ROWS = 1_000
-TASK_BUDGET_SECONDS = 60  # then the task hands over to a fresh one (CELERY_TASK_SOFT_TIME_LIMIT is 120)
+TASK_BUDGET_SECONDS = jobs.TASK_BUDGET_SECONDS
+# Claimed, saved, swept and handed over as every long job is (loopsync.jobs)
+IMPORTS = jobs.Jobs(
+    ContactImport, task=work.RUN_CONTACT_IMPORT, stale_after=ContactImport.STALE_AFTER, label="Contact import"
+)
 SOURCE_DEFAULT = "CSV import"
 PREVIEW_ROWS = 5
 
@@ -157,11 +163,43 @@ class Column:
         return ContactProperty.Type.STRING
 
 
-@dataclass
+@dataclass(frozen=True)
+class Scanned:
+    """A column as the scan left it: its header, a few values, its type."""
+
+    header: str
+    samples: list[str]
+    type: str
+
+
+@dataclass(frozen=True)
 class Scan:
-    columns: list[Column]
+    """What the upload's scan found: kept on the import (`ContactImport.scan`, with `columns` and `total`)."""
+
+    columns: list[Scanned]
     total: int
     preview: list[list[str]]
+
+    def kept(self) -> dict:
+        """As the import keeps it (the headers are its `columns`, the row count its `total`); without NUL
+        characters, which JSON in the database cannot hold (a row with one is refused when it is imported)."""
+        return {
+            "columns": [{"samples": _texts(column.samples), "type": column.type} for column in self.columns],
+            "preview": [_texts(row) for row in self.preview],
+        }
+
+    @classmethod
+    def of(cls, contact_import: ContactImport) -> "Scan":
+        kept = contact_import.scan
+        columns = [
+            Scanned(header, found["samples"], found["type"])
+            for header, found in zip(contact_import.columns, kept["columns"], strict=True)
+        ]
+        return cls(columns=columns, total=contact_import.total, preview=kept["preview"])
+
+
+def _texts(cells: list[str]) -> list[str]:
+    return [cell.replace("\x00", "") for cell in cells]
 
 
 def _scan(text: str) -> Scan:
@@ -188,10 +226,10 @@ def _scan(text: str) -> Scan:
         raise ImportError_(f"The file is not CSV, or a cell is too long, on line {reader.line_num}: {exc}") from None
     if total == 0:
         raise ImportError_("The file has a header but no rows.")
-    return Scan(columns=columns, total=total, preview=preview)
+    return Scan([Scanned(column.header, column.samples, column.type) for column in columns], total, preview)
 
 
-def mapping_proposed(*, team: Team, columns: list[Column]) -> list[str]:
+def mapping_proposed(*, team: Team, columns: Sequence[Scanned]) -> list[str]:
     """A target per column, from its header: a field, a property (declared, built in, or new), or "" (skip:
     a header that makes no property name, or a second column for the same target)."""
     declared = set(ContactProperty.objects.filter(team=team).values_list("key", flat=True))
@@ -229,14 +267,20 @@ def import_create(*, team: Team, user, filename: str, raw: bytes) -> ContactImpo
         columns=columns,
         mapping=mapping_proposed(team=team, columns=scan.columns),
         total=scan.total,
+        scan=scan.kept(),
     )
-    contact_import.scan = scan  # type: ignore[attr-defined]  # for the mapping page, not saved
     return contact_import
 
 
 def import_scan(contact_import: ContactImport) -> Scan:
-    """The file's columns, samples and types again (the mapping page, after the upload's request)."""
-    return _scan(_decode(zlib.decompress(contact_import.data)))
+    """What the upload's scan found: the columns, their samples and types, the first rows (the mapping page and
+    `import_start`; neither reads the file). An upload kept before its scan was (`scan` empty) is scanned once
+    more, and that is kept."""
+    if not contact_import.scan:
+        scan = _scan(_decode(zlib.decompress(contact_import.data)))
+        contact_import.scan = scan.kept()
+        ContactImport.objects.filter(pk=contact_import.pk).update(scan=contact_import.scan)
+    return Scan.of(contact_import)
 
 
 def targets(*, team: Team) -> list[tuple[str, str]]:
@@ -301,46 +345,22 @@ def import_start(
 
 def imports_sweep() -> int:
     """Start imports whose task was lost: queued ones nobody took, running ones whose worker died."""
-    now = timezone.now()
-    quiet = now - timedelta(minutes=1)
-    due = ContactImport.objects.filter(
-        Q(status=ContactImport.Status.QUEUED, heartbeat_at__lte=quiet)
-        | Q(status=ContactImport.Status.QUEUED, heartbeat_at__isnull=True, created_at__lte=quiet)
-        | Q(status=ContactImport.Status.RUNNING, heartbeat_at__lte=now - ContactImport.STALE_AFTER)
-    ).values_list("id", flat=True)[:100]
-    for import_id in due:
-        work.enqueue(work.RUN_CONTACT_IMPORT, import_id)
-    return len(due)
+    return IMPORTS.sweep()
 
 
 # --- 3. running it -----------------------------------------------------------------------------------
-
-
-class _Lost(Exception):
-    """Another worker took this import over: stop, undoing the batch."""
-
-
-def _claim(import_id: int) -> uuid.UUID | None:
-    now, claim = timezone.now(), uuid.uuid4()
-    claimable = Q(status=ContactImport.Status.QUEUED) | Q(
-        status=ContactImport.Status.RUNNING, heartbeat_at__lte=now - ContactImport.STALE_AFTER
-    )
-    taken = ContactImport.objects.filter(claimable, id=import_id).update(
-        status=ContactImport.Status.RUNNING, heartbeat_at=now, claim=claim
-    )
-    return claim if taken == 1 else None
 
 
 def import_run(*, import_id: int, budget_seconds: float | None = None) -> str:
     """Go on with an import from where it is, for `budget_seconds` (None: to the end). Returns its status:
     "queued" when the budget ran out (the caller hands over), "done", "failed", or "" when another worker
     holds it."""
-    claim = _claim(import_id)
+    claim = IMPORTS.claim(import_id)
     if claim is None:
         return ""
     contact_import = ContactImport.objects.select_related("team").get(pk=import_id)
     contact_import.claim = claim
-    deadline = None if budget_seconds is None else timezone.now() + timedelta(seconds=budget_seconds)
+    deadline = jobs.deadline(budget_seconds)
     try:
         plan = _Plan.of(contact_import)
         rows = _rows(_decode(zlib.decompress(contact_import.data)))
@@ -357,11 +377,11 @@ def import_run(*, import_id: int, budget_seconds: float | None = None) -> str:
             if len(batch) == BATCH_ROWS:
                 _batch_run(contact_import, plan, batch)
                 batch = []
-                if deadline is not None and timezone.now() >= deadline:
+                if jobs.past(deadline):
                     return _save(contact_import, ContactImport.Status.QUEUED)
         if batch:
             _batch_run(contact_import, plan, batch)
-    except _Lost:
+    except jobs.Lost:  # another worker took it over: the batch was undone
         return ""
     except work.TEMPORARY_ERRORS:
         _save(contact_import, ContactImport.Status.QUEUED, "Paused on a database or broker error; it goes on.")
@@ -373,13 +393,9 @@ def import_run(*, import_id: int, budget_seconds: float | None = None) -> str:
 
 
 def _save(contact_import: ContactImport, status: str, error: str = "") -> str:
-    finished = status in {ContactImport.Status.DONE, ContactImport.Status.FAILED}
-    ContactImport.objects.filter(pk=contact_import.pk, claim=contact_import.claim).update(
-        status=status,
-        last_error=error[:2000],
-        heartbeat_at=timezone.now(),
-        finished_at=timezone.now() if finished else None,
-    )
+    """The end of a turn. A worker that lost the import meanwhile changes nothing (its batches were saved)."""
+    with suppress(jobs.Lost):
+        IMPORTS.save(contact_import.pk, contact_import.claim, status=status, error=error)
     contact_import.status = status
     return status
 
@@ -573,16 +589,15 @@ def _batch_apply(contact_import: ContactImport, plan: _Plan, batch: list[tuple[i
     contact_import.updated += len(updated)
     contact_import.unchanged += len(changed) - len(updated)
     contact_import.failed += len(refused)
-    saved = ContactImport.objects.filter(pk=contact_import.pk, claim=contact_import.claim).update(
+    IMPORTS.save(  # Lost: another worker took the import over, and this batch is undone
+        contact_import.pk,
+        contact_import.claim,
         done=contact_import.done,
         created=contact_import.created,
         updated=contact_import.updated,
         unchanged=contact_import.unchanged,
         failed=contact_import.failed,
-        heartbeat_at=now,
     )
-    if saved != 1:
-        raise _Lost
 
 
 def _row_apply(

@@ -154,3 +154,33 @@ def test_every_audience_form_needs_csrf(user, team):
     for url, data in posts:
         assert csrf_client.post(url, data).status_code == 403, url
     assert ContactImport.objects.get(pk=contact_import.pk).status == "mapping"
+
+
+def test_the_mapping_page_and_its_start_do_not_read_the_file_again_and_every_row_is_imported(
+    logged_in, team, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts.services import importing
+    from contacts.tasks import run_contact_import
+
+    monkeypatch.setattr(importing, "BATCH_ROWS", 4)
+    text = "Email,Seats\n" + "".join(f"c{n}@example.com,{n}\n" for n in range(3 * importing.PREVIEW_ROWS + 2))
+    url = upload(logged_in, text).url
+    contact_import = ContactImport.objects.get(team=team)
+    kept = ContactImport.objects.filter(pk=contact_import.pk).values_list("data", flat=True).get()
+    ContactImport.objects.filter(pk=contact_import.pk).update(data=b"not the file")  # read, it would fail
+    with CaptureQueriesContext(connection) as queries:
+        page = html.unescape(logged_in.get(url).content.decode())
+        started = logged_in.post(url, {"column_0": "email", "column_1": "property:seats"})
+    assert not [query["sql"] for query in queries if '"contacts_contactimport"."data"' in query["sql"]]
+    assert "17 rows." in page and "c0@example.com, c1@example.com, c2@example.com, c3@example.com" in page
+    assert '<option value="property:seats" selected>New property: seats (number)</option>' in page
+    assert "<td>c4@example.com</td>" in page and "c5@example.com" not in page  # the preview's rows
+    assert started.status_code == 302 and ContactImport.objects.get(pk=contact_import.pk).status == "queued"
+    ContactImport.objects.filter(pk=contact_import.pk).update(data=kept)  # the worker reads the whole file
+    assert run_contact_import(contact_import.pk) == "done"
+    contact_import.refresh_from_db()
+    assert (contact_import.done, contact_import.created, contact_import.failed) == (17, 17, 0)
+    assert Contact.objects.get(team=team, email="c16@example.com").properties == {"seats": 16}

@@ -237,3 +237,30 @@ def test_a_batch_locks_its_email_and_user_id_matches_in_one_statement(team):
     assert (done.updated, done.failed) == (2, 0)
     locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"] and "contacts_contact" in q["sql"]]
     assert len(locks) == 1, locks  # both contacts, one id-ordered statement
+
+
+def test_the_upload_keeps_what_its_scan_found_which_is_what_the_file_gives(team):
+    text = (
+        "Email;Seats;Trial;Renews;Notes\n"
+        + "".join(f"c{n}@example.com;{n};{'yes' if n % 2 else 'no'};2027-01-{n + 1:02};\n\n" for n in range(12))
+        + "last@example.com;7.5;no;2027-02-01;null\n"
+    )
+    contact_import = import_create(team=team, user=None, filename="p.csv", raw=text.encode())
+    kept = ContactImport.objects.get(pk=contact_import.pk)
+    ContactImport.objects.filter(pk=kept.pk).update(data=b"")  # the file is not read again
+    scan = importing_module.import_scan(kept)
+    assert scan == importing_module._scan(text)
+    assert (scan.total, len(scan.preview)) == (13, importing_module.PREVIEW_ROWS)
+    assert [(column.header, column.type) for column in scan.columns] == [
+        ("Email", "string"), ("Seats", "number"), ("Trial", "boolean"), ("Renews", "date"), ("Notes", "string")
+    ]  # fmt: skip
+    assert scan.columns[0].samples == [f"c{n}@example.com" for n in range(5)] and scan.columns[4].samples == []
+
+
+def test_an_upload_kept_before_its_scan_was_is_scanned_once_more_and_that_kept(team):
+    contact_import = import_create(team=team, user=None, filename="p.csv", raw=b"Email,Seats\na@example.com,3\n")
+    ContactImport.objects.filter(pk=contact_import.pk).update(scan={})  # as the migration left older uploads
+    scan = importing_module.import_scan(ContactImport.objects.get(pk=contact_import.pk))
+    assert [column.type for column in scan.columns] == ["string", "number"] and scan.total == 1
+    ContactImport.objects.filter(pk=contact_import.pk).update(data=b"")
+    assert importing_module.import_scan(ContactImport.objects.get(pk=contact_import.pk)) == scan

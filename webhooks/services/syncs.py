@@ -10,7 +10,6 @@ task; a worker that dies leaves it resumable (the sweep, the Resume button, or t
 """
 
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +23,7 @@ from accounts.models import Team
 from contacts.billing import ENDED, contact_billing_apply
 from contacts.models import Contact
 from contacts.services import contact_sync
-from loopsync import work
+from loopsync import jobs, work
 
 from .. import stripe_billing
 from ..models import Delivery, Endpoint, EventSetting, IgnoredReason, StripeSync
@@ -43,7 +42,9 @@ PHASES: dict[str, list[str]] = {
     StripeSync.Kind.CATCHUP: ["events"],
 }
 STALE_AFTER = StripeSync.STALE_AFTER
-TASK_BUDGET_SECONDS = 60  # then the task hands over to a fresh one (CELERY_TASK_SOFT_TIME_LIMIT is 120)
+TASK_BUDGET_SECONDS = jobs.TASK_BUDGET_SECONDS
+# Claimed, saved, swept and handed over as every long job is (loopsync.jobs)
+SYNCS = jobs.Jobs(StripeSync, task=work.RUN_STRIPE_SYNC, stale_after=STALE_AFTER, label="Stripe sync")
 
 Progress = Callable[[StripeSync], None]
 
@@ -93,31 +94,11 @@ def sync_start(
 
 def syncs_sweep() -> int:
     """Start syncs whose task was lost: queued ones nobody took, running ones whose worker died."""
-    now = timezone.now()
-    quiet = now - timedelta(minutes=1)  # a queued one just started (or handed over) has its task on the way
-    due = StripeSync.objects.filter(
-        Q(status=StripeSync.Status.QUEUED, heartbeat_at__lte=quiet)
-        | Q(status=StripeSync.Status.QUEUED, heartbeat_at__isnull=True, created_at__lte=quiet)
-        | Q(status=StripeSync.Status.RUNNING, heartbeat_at__lte=now - STALE_AFTER)
-    ).values_list("id", flat=True)[:100]
-    for sync_id in due:
-        work.enqueue(work.RUN_STRIPE_SYNC, sync_id)
-    return len(due)
+    return SYNCS.sweep()
 
 
-class _Lost(Exception):
-    """Another worker took this sync over (ours was given up on): stop without saving."""
-
-
-def _claim(sync_id: int) -> uuid.UUID | None:
-    now, claim = timezone.now(), uuid.uuid4()
-    claimable = Q(status=StripeSync.Status.QUEUED) | Q(
-        status=StripeSync.Status.RUNNING, heartbeat_at__lte=now - STALE_AFTER
-    )
-    taken = StripeSync.objects.filter(claimable, id=sync_id).update(
-        status=StripeSync.Status.RUNNING, heartbeat_at=now, claim=claim
-    )
-    return claim if taken == 1 else None
+_Lost = jobs.Lost  # another worker took this sync over (ours was given up on): stop without saving
+_claim = SYNCS.claim
 
 
 def sync_run(*, sync_id: int, budget_seconds: float | None = None, progress: Progress | None = None) -> str:
@@ -128,7 +109,8 @@ def sync_run(*, sync_id: int, budget_seconds: float | None = None, progress: Pro
     if claim is None:
         return ""
     sync = StripeSync.objects.select_related("endpoint").get(id=sync_id)
-    deadline = None if budget_seconds is None else timezone.now() + timedelta(seconds=budget_seconds)
+    sync.claim = claim
+    deadline = jobs.deadline(budget_seconds)
     phases = PHASES[sync.kind]
     try:
         if sync.kind == StripeSync.Kind.IMPORT and sync.total is None and not sync.phase:
@@ -152,20 +134,18 @@ def sync_run(*, sync_id: int, budget_seconds: float | None = None, progress: Pro
 
 
 def _save(sync: StripeSync, *, status: str, error: str = "") -> str:
-    finished = status in {StripeSync.Status.DONE, StripeSync.Status.FAILED}
-    saved = StripeSync.objects.filter(id=sync.id, claim=sync.claim).update(
+    """Where the sync is, and its status: after every page (running), and at the end of a turn."""
+    SYNCS.save(
+        sync.id,
+        sync.claim,
         status=status,
+        error=error,
         phase=sync.phase,
         cursor=sync.cursor,
         done=sync.done,
         total=sync.total,
         counts=sync.counts,
-        last_error=error[:2000],
-        heartbeat_at=timezone.now(),
-        finished_at=timezone.now() if finished else None,
     )
-    if saved != 1:
-        raise _Lost
     sync.status = status
     return status
 
@@ -196,7 +176,7 @@ def _phase_run(sync: StripeSync, deadline, progress: Progress | None) -> bool:
         _save(sync, status=StripeSync.Status.RUNNING)
         if progress:
             progress(sync)
-        if deadline is not None and timezone.now() >= deadline:
+        if jobs.past(deadline):
             return False
     return True
 
