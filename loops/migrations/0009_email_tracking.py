@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_team_email_tracking'),
-        ('contacts', '0010_suppressions'),
+        ('contacts', '0011_suppressions'),
         ('loops', '0008_loop_graph'),
     ]
 

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_team_email_tracking'),
-        ('contacts', '0009_segment'),
+        ('contacts', '0010_contactimport_scan'),
     ]
 
     operations = [
