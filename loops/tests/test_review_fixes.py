@@ -151,8 +151,16 @@ def test_deleting_a_loop_skips_its_queued_emails_instead_of_sending_them_as_tran
 # --- migration 0008 on existing rows -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def back_to_the_latest_migrations():
+    """A test that migrates back leaves the schema as every other test expects it: at the latest migrations."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
-def test_migration_0008_converts_existing_loops_steps_and_runs():
+def test_migration_0008_converts_existing_loops_steps_and_runs(back_to_the_latest_migrations):
     postgresql_only()
     old, new = [("loops", "0007_seed_lifecycle_templates")], [("loops", "0008_loop_graph")]
     executor = MigrationExecutor(connection)
