@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 
-from django.db import OperationalError, connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from accounts.models import Team
+from loopsync.budget import within_budget
 from loopsync.ids import parse_id
 from loopsync.keyset import after, cursor_decode, cursor_encode
 
@@ -148,15 +149,7 @@ class Counts:
 def bounded_count(contacts: QuerySet) -> int | None:
     """COUNT(*), or None when it takes over COUNT_BUDGET_MS (PostgreSQL's statement_timeout, for this statement
     only): a team of millions never holds the page up."""
-    if connection.vendor != "postgresql":
-        return contacts.count()
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = %s", [COUNT_BUDGET_MS])
-            return contacts.count()
-    except OperationalError:  # canceled: the savepoint is rolled back, the connection fine
-        return None
+    return within_budget(contacts.count, milliseconds=COUNT_BUDGET_MS)
 
 
 def audience_counts(*, team: Team, filters: AudienceFilter, filtered: bool) -> Counts:

@@ -9,6 +9,7 @@ from accounts.models import Team
 from contacts.conditions import Field, fields_for, value_type
 from contacts.models import Contact, MailingList
 from contacts.selectors import team_properties
+from loopsync.budget import within_budget
 
 from .models import PASSED_BEHIND, EmailActivity, EmailMessage, Event, Loop, LoopRun, LoopStep, step_key
 from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
@@ -116,7 +117,7 @@ def loop_outline(*, loop: Loop) -> list[dict[str, Any]]:
                     "can_down": below is not None and not splits and not branching(below),
                     "counts": counts.get(step.id, {}),
                     "rendered": summaries.get(step.id),
-                    "emails": figures.get(step.id),
+                    "emails": figures.get(step.id) if figures is not None else {"too_slow": FIGURES_BUDGET_MS},
                 }
             )
             if splits:
@@ -271,6 +272,9 @@ def _rate(part: int, whole: int) -> str:
     return f"{part * 100 / whole:.1f}%" if whole else "–"
 
 
+FIGURES_BUDGET_MS = 1_000  # an email's or a step's figures over all its sends; past it the page says so
+
+
 def _figure_counts() -> dict[str, Count]:
     sent = Q(status=EmailMessage.Status.SENT)
     return {
@@ -295,12 +299,16 @@ def _with_rates(figures: dict[str, Any]) -> dict[str, Any]:
 def email_figures(messages: QuerySet[EmailMessage]) -> dict[str, Any]:
     """Sent, opened, clicked, bounced and complained of these emails, and the open and click rates over the sent
     emails that were tracked (an email sent without the pixel cannot be opened as far as anyone knows)."""
-    return _with_rates(messages.aggregate(**_figure_counts()))
+    figures = within_budget(lambda: messages.aggregate(**_figure_counts()), milliseconds=FIGURES_BUDGET_MS)
+    return _with_rates(figures) if figures is not None else {"too_slow": FIGURES_BUDGET_MS}
 
 
-def step_figures(*, loop: Loop) -> dict[int, dict[str, Any]]:
-    """email_figures for each email step of `loop`, by step id, in one query."""
-    rows = EmailMessage.objects.filter(step__loop=loop).values("step_id").annotate(**_figure_counts())
+def step_figures(*, loop: Loop) -> dict[int, dict[str, Any]] | None:
+    """email_figures for each email step of `loop`, by step id, in one query; None past FIGURES_BUDGET_MS."""
+    query = EmailMessage.objects.filter(step__loop=loop).values("step_id").annotate(**_figure_counts())
+    rows = within_budget(lambda: list(query), milliseconds=FIGURES_BUDGET_MS)
+    if rows is None:
+        return None
     figures: dict[int, dict[str, Any]] = {}
     for row in rows:
         counts: dict[str, Any] = dict(row)
