@@ -347,9 +347,14 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
     assert settings.CELERY_TASK_ALWAYS_EAGER is False
     # Close the worker thread's connection after each task, so the test database can be dropped.
     app.conf["CELERY_DB_REUSE_MAX"] = None
+    # It consumes this run's queue by name: left to itself it would consume every queue of the app's queue map,
+    # which Celery builds on the first publish and keeps, so after a test under `tasks_published` published
+    # first, that map held only "<queue>-unconsumed" and the worker never saw a wake-up of the tests using it.
     with (
         django_db_blocker.unblock(),
-        start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING") as worker,
+        start_worker(
+            app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=[TEST_QUEUE]
+        ) as worker,
     ):
         yield worker
 
@@ -365,13 +370,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+# Every test run publishes to its own queue, so a developer's worker on the same Redis never picks up test
+# messages, and leftovers of one run never reach the next.
+TEST_QUEUE = f"loopsync-test-{uuid.uuid4().hex[:8]}"
+
+
 def pytest_configure(config):
-    # Every test run publishes to its own queue, so a developer's worker on the same Redis never
-    # picks up test messages, and leftovers of one run never reach the next.
     from loopsync.celery import app
 
-    app.conf.task_default_queue = f"loopsync-test-{uuid.uuid4().hex[:8]}"
-    app.conf.task_default_routing_key = app.conf.task_default_queue
+    app.conf.task_default_queue = app.conf.task_default_routing_key = TEST_QUEUE
 
 
 def pytest_unconfigure(config):
@@ -381,7 +388,7 @@ def pytest_unconfigure(config):
         return
     try:
         with app.connection_for_write() as conn:
-            for queue in (app.conf.task_default_queue, f"{app.conf.task_default_queue}-unconsumed"):
+            for queue in (TEST_QUEUE, f"{TEST_QUEUE}-unconsumed"):
                 conn.default_channel.client.delete(
                     queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
                 )
