@@ -3,7 +3,9 @@
 anymail normalizes each provider's events and sends `anymail.signals.tracking`; `tracking_received` hands each to
 `loops.services.provider_event_record`. The views are served only when ANYMAIL_WEBHOOK_SECRET is set (HTTP basic
 auth in the URL the provider posts to): anymail would otherwise take anyone's posts, and a forged bounce would
-unsubscribe a contact. Without it they answer 404; there is no switch to go without it.
+unsubscribe a contact. Without it they answer 404; there is no switch to go without it. Every provider's address
+is mounted, so one this installation has not set up (anymail refuses to build its view: a signing key missing, its
+package not installed) answers 404 too, before anything is read, never a 500.
 """
 
 import logging
@@ -11,6 +13,7 @@ from functools import wraps
 
 from anymail.urls import urlpatterns as anymail_urlpatterns
 from anymail.utils import get_anymail_setting
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse
 from django.urls import URLPattern
@@ -37,10 +40,15 @@ def _guarded(view):
             raise Http404("Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.")
         try:
             return view(request, *args, **kwargs)
+        except ImproperlyConfigured as exc:  # anymail's: what the setting or package is is no secret
+            logger.warning("A provider webhook was refused: %s", exc)
+            return HttpResponse(
+                "This provider's webhook is not set up on this installation.", status=404, content_type="text/plain"
+            )
         except DatabaseError:  # the provider retries a 5xx later; nothing was recorded
             logger.warning("A provider webhook could not be recorded now (database error).", exc_info=True)
             return HttpResponse("Could not record this now; try again.", status=503, content_type="text/plain")
-        except (ValueError, KeyError, TypeError) as exc:  # a body that is not the provider's format
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a body not in the provider's format
             logger.warning("A provider webhook could not be read: %s", type(exc).__name__)
             return HttpResponse("The request could not be read.", status=400, content_type="text/plain")
 

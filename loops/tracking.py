@@ -10,7 +10,7 @@ links as written, and so do the unsubscribe link and `mailto:`/`tel:` links.
 import html
 import re
 import secrets
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from django.core.signing import Signer
 from django.urls import reverse
@@ -54,11 +54,19 @@ def click_url(token: str, url: str) -> str:
     return absolute_url(reverse("loops:track-click", kwargs={"token": token})) + "?" + query
 
 
+def redirectable(url: str) -> bool:
+    """A web address the click redirect can send a browser to (Django's redirect parses it: `https://[x` cannot be)."""
+    if not url.lower().startswith(("https://", "http://")):
+        return False
+    try:
+        urlsplit(url)
+    except ValueError:
+        return False
+    return True
+
+
 def _trackable(url: str, untracked_prefixes: tuple[str, ...]) -> bool:
-    lowered = url.strip().lower()
-    return (
-        lowered.startswith(("https://", "http://")) and len(url) <= URL_MAX and not url.startswith(untracked_prefixes)
-    )
+    return redirectable(url.strip()) and len(url) <= URL_MAX and not url.startswith(untracked_prefixes)
 
 
 def html_track(markup: str, *, token: str) -> str:
@@ -87,11 +95,19 @@ def html_track(markup: str, *, token: str) -> str:
     return tracked[:at] + pixel + tracked[at:]
 
 
-_CLICK_HREF = re.compile(r'href="[^"]*?/e/[A-Za-z0-9_-]++/c/\?u=([^"&]*+)&amp;s=[^"]*+"')
+# A click link as html_track writes it: the author's `href` as written (any case, spaces around `=`), our value.
+_CLICK_HREF = re.compile(r'(\shref\s*=\s*)"[^"]*?/e/([A-Za-z0-9_-]++)/c/\?u=([^"&]*+)&amp;s=([^"&]*+)"', re.IGNORECASE)
 
 
 def html_for_viewing(markup: str) -> str:
     """A sent email's HTML to show in the app: without its pixel, and its links to their destinations, so that
-    opening it here (or clicking in it) counts no open and no click."""
-    without_pixel = _PIXEL.sub("", markup)
-    return _CLICK_HREF.sub(lambda m: f'href="{html.escape(unquote(m[1]))}"', without_pixel)
+    opening it here (or clicking in it) counts no open and no click. Only a link this site signed is undone: an
+    author's look-alike (`…/e/x/c/?u=javascript:…`, or any link of an untracked email) stays as it was sent."""
+
+    def undo(match: re.Match[str]) -> str:
+        token, url, signature = match[2], unquote(match[3]), unquote(match[4])
+        if not click_signature_valid(token, url, signature):
+            return match[0]
+        return f'{match[1]}"{html.escape(url)}"'
+
+    return _CLICK_HREF.sub(undo, _PIXEL.sub("", markup))

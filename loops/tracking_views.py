@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from . import services
-from .tracking import URL_MAX, click_signature_valid
+from .tracking import URL_MAX, click_signature_valid, redirectable
 
 # A transparent 1×1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -34,7 +34,7 @@ def track_click(request: HttpRequest, token: str) -> HttpResponse:
     signed = (
         len(token) <= TOKEN_MAX and len(url) <= URL_MAX and click_signature_valid(token, url, request.GET.get("s", ""))
     )
-    if not signed or not url.lower().startswith(("https://", "http://")):
+    if not signed or not redirectable(url):
         return render(request, "loops/link_broken.html", status=400)
     if request.method == "GET":
         services.email_click_record(token=token, url=url)

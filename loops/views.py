@@ -9,7 +9,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.selectors import team_object_or_404
-from contacts.models import ListMembership, MailingList
+from contacts.models import SUPPRESSED_BY_PROVIDER, ListMembership, MailingList
+from contacts.services import ResubscribeRefused
 from loopsync.csp import email_preview_policy
 from loopsync.keyset import cursors, newest_first_page
 from loopsync.testdata import test_data_requested
@@ -37,11 +38,19 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "loops/unsubscribe.html", {"invalid": True}, status=404)
     # The team's own page: its name, and its public lists as preferences (what the list form promises)
     public_lists = list(MailingList.objects.filter(team_id=contact.team_id, is_public=True).order_by("name"))
-    page = {"email": contact.email, "team_name": contact.team.name, "public_lists": public_lists}
+    page = {
+        "email": contact.email,
+        "team_name": contact.team.name,
+        "public_lists": public_lists,
+        "suppressed": contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER,
+    }
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "resubscribe":  # the contact's own choice, on this page (the undo)
-            contact_resubscribe(contact=contact)
+            try:
+                contact_resubscribe(contact=contact)
+            except ResubscribeRefused:  # a bounce or a complaint: not lifted from a link
+                return render(request, "loops/unsubscribe.html", {**page, "subscribed": False})
             return render(request, "loops/unsubscribe.html", {**page, "resubscribed": True})
         if action == "lists":
             contact_preferences_save(contact=contact, public_lists=public_lists, chosen=request.POST.getlist("lists"))

@@ -95,7 +95,8 @@ RESUBSCRIBABLE_BY_TEAM = (UnsubscribedBy.TEAM, UnsubscribedBy.API)
 
 def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str, reason: str = "") -> Contact:
     """Subscribe or unsubscribe, recording who did it (`UnsubscribedBy`). A team member cannot resubscribe a
-    contact who unsubscribed with the link (`ResubscribeRefused`); Loops has the same rule. The contact itself
+    contact who unsubscribed with the link (`ResubscribeRefused`); Loops has the same rule. Nor can the link lift a
+    bounce or a complaint (`SUPPRESSED_BY_PROVIDER`): only the API's suppression removal does. The contact itself
     (`LINK`) and the API's suppression removal (`API`) can. Each change is one conditional UPDATE, so a link
     unsubscribe arriving at the same moment is never overwritten by a team member's resubscribe. A bounce or a
     complaint (`SUPPRESSED_BY_PROVIDER`, with the provider's `reason`) also replaces an unsubscribe a team member
@@ -105,6 +106,8 @@ def contact_set_subscribed(*, contact: Contact, subscribed: bool, by: str, reaso
     if subscribed:
         if by == UnsubscribedBy.TEAM:
             rows = rows.filter(Q(subscribed=True) | Q(unsubscribed_by__in=RESUBSCRIBABLE_BY_TEAM))
+        elif by == UnsubscribedBy.LINK:  # the link can be in a forwarded email: it never lifts a suppression
+            rows = rows.exclude(unsubscribed_by__in=SUPPRESSED_BY_PROVIDER)
         changes = {"subscribed": True, "unsubscribed_by": "", "unsubscribed_at": None, "unsubscribe_reason": ""}
     else:  # already unsubscribed: who did it first, and when, stays (but for a suppression, as above)
         if by in SUPPRESSED_BY_PROVIDER:

@@ -85,18 +85,58 @@ PROVIDER_KINDS = {
     "complained": Kind.COMPLAINT,
     "unsubscribed": Kind.UNSUBSCRIBED,
 }
-# A rejection for these reasons means the address does not work: suppressed as a bounce.
+# A rejection for these reasons means the address does not work: suppressed as a bounce. A "bounced" for another
+# reason (a virus found, a policy or spam block, a time-out) says nothing against the address: recorded only.
 DEAD_ADDRESS_REASONS = {"bounced", "invalid"}
 
+# SparkPost's bounce classes for a temporary failure (support.sparkpost.com: bounce classification codes)
+SPARKPOST_SOFT_CLASSES = {"20", "21", "22", "23", "24", "70"}
 
-def _soft_bounce(event) -> bool:
-    """anymail reports some providers' soft bounces as "bounced": Postmark's SoftBounce, Amazon SES's
-    Transient bounces. Those are recorded, never suppressed."""
-    raw: dict[str, Any] = event.esp_event if isinstance(event.esp_event, dict) else {}
-    if raw.get("Type") == "SoftBounce":
-        return True
-    bounce = raw.get("bounce")
-    return isinstance(bounce, dict) and bounce.get("bounceType") == "Transient"
+
+def _raw(event) -> dict[str, Any]:
+    return event.esp_event if isinstance(event.esp_event, dict) else {}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _soft_bounce(event, esp_name: str) -> bool:
+    """anymail reports many providers' soft bounces as "bounced" too, telling them apart only in the provider's own
+    payload (anymail.webhooks.<provider>). Those are recorded as deferred, never suppressed. Mailgun, Postal,
+    Mailtrap and Unisender Go soft bounces already arrive as "deferred"."""
+    raw, esp = _raw(event), esp_name.lower()
+    if esp == "postmark":
+        return raw.get("Type") == "SoftBounce"
+    if esp == "amazon ses":
+        return _dict(raw.get("bounce")).get("bounceType") == "Transient"
+    if esp in ("brevo", "sendinblue", "mandrill"):
+        return raw.get("event") == "soft_bounce"
+    if esp == "mailersend":
+        return _dict(raw.get("data")).get("type") == "soft_bounced"
+    if esp == "mailjet":
+        return raw.get("hard_bounce") is False
+    if esp == "sendgrid":
+        return raw.get("type") == "blocked"  # SendGrid's bounce event: "bounce", or "blocked" (temporary)
+    if esp == "resend":
+        return _dict(_dict(raw.get("data")).get("bounce")).get("type") == "Transient"
+    if esp == "sparkpost":
+        bounce = _dict(_dict(raw.get("msys")).get("message_event"))
+        return str(bounce.get("bounce_class", "")) in SPARKPOST_SOFT_CLASSES
+    return False
+
+
+def _kind(event, esp_name: str) -> str | None:
+    """Ours for anymail's event type. A "bounced" is a hard bounce (`Kind.BOUNCE`, which suppresses) only when the
+    provider does not call it soft and gives no reason other than a dead address."""
+    kind = PROVIDER_KINDS.get(str(event.event_type))
+    if kind != Kind.BOUNCE:
+        return kind
+    if _soft_bounce(event, esp_name):
+        return Kind.DEFERRED
+    if event.reject_reason is not None and str(event.reject_reason) not in DEAD_ADDRESS_REASONS:
+        return Kind.REJECTED  # Postmark's VirusNotification, SparkPost's policy and spam blocks…
+    return Kind.BOUNCE
 
 
 def _message_for(provider_id: str) -> EmailMessage | None:
@@ -118,11 +158,9 @@ def provider_event_record(*, event, esp_name: str) -> str:
     """Record one normalized anymail tracking event on the email it is about; suppress its contact for a hard
     bounce (or a rejection of a dead address) and a complaint. Returns what was done, for the log: "recorded",
     "suppressed", "duplicate", "ignored: …". A provider's retry of the same event is recorded once."""
-    kind = PROVIDER_KINDS.get(str(event.event_type))
+    kind = _kind(event, esp_name)
     if kind is None:
         return f"ignored: {event.event_type} is not recorded"
-    if kind == Kind.BOUNCE and _soft_bounce(event):
-        kind = Kind.DEFERRED
     message = _message_for(str(event.message_id or ""))
     if message is None:
         return "ignored: no email has this message id"

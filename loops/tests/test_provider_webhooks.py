@@ -178,3 +178,106 @@ def test_a_later_email_to_a_bounced_contact_is_skipped(client, team, postmark):
     sent_before = len(postmark.sent)
     emails_drain()
     assert len(postmark.sent) == sent_before
+
+
+# --- other providers' payloads (anymail.webhooks.<provider>), about an email sent as above ------------------
+
+PROVIDERS = {
+    "brevo": lambda message, soft: {
+        "event": "soft_bounce" if soft else "hard_bounce",
+        "email": "ada@example.com",
+        "message-id": message.provider_message_id,
+        "ts_epoch": 1765000000000,
+        "reason": "mailbox full" if soft else "user unknown",
+    },
+    "sendgrid": lambda message, soft: [
+        {
+            "event": "bounce",
+            "type": "blocked" if soft else "bounce",
+            "email": "ada@example.com",
+            "timestamp": 1765000000,
+            "smtp-id": message.provider_message_id,
+            "sg_event_id": f"sg-{soft}",
+            "reason": "450 try again later" if soft else "550 5.1.1 no such user",
+        }
+    ],
+    "mailjet": lambda message, soft: [
+        {
+            "event": "bounce",
+            "time": 1765000000,
+            "MessageID": message.provider_message_id,
+            "email": "ada@example.com",
+            "hard_bounce": not soft,
+            "error_related_to": "recipient",
+            "error": "quota exceeded" if soft else "user unknown",
+        }
+    ],
+    "sparkpost": lambda message, soft: [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "bounce",
+                    "bounce_class": "22" if soft else "10",
+                    "transmission_id": message.provider_message_id,
+                    "event_id": f"sp-{soft}",
+                    "timestamp": "1765000000",
+                    "raw_rcpt_to": "ada@example.com",
+                    "raw_reason": "452 mailbox full" if soft else "550 5.1.1 no such user",
+                }
+            }
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_a_providers_soft_bounce_is_recorded_as_deferred_and_its_hard_bounce_suppresses(
+    client, team, postmark, provider
+):
+    message = _sent(team, postmark)
+    url = f"/anymail/{provider}/tracking/"
+    auth = {"HTTP_AUTHORIZATION": _auth(*POSTMARK_WEBHOOK_AUTH)}
+    soft = json.dumps(PROVIDERS[provider](message, True))
+    assert client.post(url, soft, content_type="application/json", **auth).status_code == 200
+    assert Contact.objects.get(pk=message.contact_id).subscribed
+    assert list(EmailActivity.objects.values_list("kind", flat=True)) == ["deferred"]
+    hard = json.dumps(PROVIDERS[provider](message, False))
+    assert client.post(url, hard, content_type="application/json", **auth).status_code == 200
+    contact = Contact.objects.get(pk=message.contact_id)
+    assert not contact.subscribed and contact.unsubscribed_by == "bounce"
+
+
+def test_a_bounce_for_another_reason_than_a_dead_address_suppresses_nobody(client, team, postmark):
+    message = _sent(team, postmark)
+    assert _post(client, "bounce_hard.json", message, Type="VirusNotification").status_code == 200
+    assert Contact.objects.get(pk=message.contact_id).subscribed
+    assert EmailActivity.objects.get(message=message).kind == "rejected"
+    message.refresh_from_db()
+    assert message.bounced_at is None
+
+
+def test_a_provider_this_installation_has_not_set_up_answers_404_not_500(client, postmark):
+    # Mailgun's view needs its signing key, Amazon SES's needs boto3: anymail refuses to build either
+    for url in ("/anymail/mailgun/tracking/", "/anymail/amazon_ses/tracking/", "/anymail/mandrill/tracking/"):
+        assert client.post(url, "{}", content_type="application/json").status_code == 404
+
+
+def test_a_body_of_the_wrong_shape_is_a_400(client, postmark):
+    auth = {"HTTP_AUTHORIZATION": _auth(*POSTMARK_WEBHOOK_AUTH)}
+    for body in ("[]", '"text"'):  # anymail's Brevo view expects an object
+        assert client.post("/anymail/brevo/tracking/", body, content_type="application/json", **auth).status_code == 400
+
+
+def test_the_unsubscribe_link_does_not_lift_a_bounce(client, team, postmark):
+    from loops.services.unsubscribing import unsubscribe_url
+
+    message = _sent(team, postmark)
+    _post(client, "bounce_hard.json", message)
+    contact = Contact.objects.get(pk=message.contact_id)
+    url = unsubscribe_url(contact).split("://", 1)[1].split("/", 1)[1]
+    page = client.get(f"/{url}").content.decode()
+    assert 'data-testid="suppressed"' in page and 'value="resubscribe"' not in page
+    response = client.post(f"/{url}", {"action": "resubscribe"})  # a forwarded email's link, or a crafted post
+    assert response.status_code == 200 and 'data-testid="suppressed"' in response.content.decode()
+    contact.refresh_from_db()
+    assert not contact.subscribed and contact.unsubscribed_by == "bounce"

@@ -13,7 +13,7 @@ from loops.models import EmailActivity, EmailMessage, Loop, LoopRun, LoopStep, T
 from loops.services import ACTIVITY_PER_EMAIL, loop_export, loop_import
 from loops.services.queueing import email_queue, transactional_queue
 from loops.services.sending import emails_drain
-from loops.tracking import click_url, html_for_viewing
+from loops.tracking import click_url, html_for_viewing, html_track
 
 pytestmark = pytest.mark.django_db
 
@@ -288,3 +288,25 @@ def test_the_contacts_timeline_shows_its_opens_and_clicks_linked_to_the_email(cl
     for kind, title in (("open", "Opened “Your invoice”"), ("click", "Clicked “Your invoice”")):
         item = re.search(rf'<li class="activity-{kind}">(.*?)</li>', page, re.S)[1]
         assert title in item and f'href="{email_url}"' in item
+
+
+def test_the_email_page_undoes_every_tracked_link_however_its_href_was_written(team):
+    markup = "<a HREF=\"https://a.example/1\">one</a> <a href = 'https://a.example/2'>two</a></body>"
+    viewed = html_for_viewing(html_track(markup, token="t" * 22))
+    assert "/e/" not in viewed and "data-loopsync-pixel" not in viewed
+    assert 'HREF="https://a.example/1"' in viewed and 'href = "https://a.example/2"' in viewed
+
+
+def test_the_email_page_leaves_a_look_alike_of_a_click_link_as_it_was_sent(team):
+    look_alike = '<a href="https://x.example/e/abc/c/?u=javascript%3Aalert(1)&amp;s=forged">x</a>'
+    assert html_for_viewing(look_alike) == look_alike  # an untracked email's link is never made a javascript: one
+
+
+def test_a_link_no_redirect_can_parse_is_left_as_written_and_never_a_500(client, team):
+    message = _queue(team)
+    markup = '<a href="https://[oops/">broken</a>'
+    assert html_track(markup, token=message.tracking_token).startswith(markup)
+    response = client.get(_path(click_url(message.tracking_token, "https://[oops/")))  # signed all the same
+    assert response.status_code == 400
+    message.refresh_from_db()
+    assert message.clicks == 0
