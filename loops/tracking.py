@@ -12,11 +12,14 @@ import re
 import secrets
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
+from django.conf import settings
 from django.core.signing import Signer
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 
 from loopsync.site import absolute_url
+
+from .render_limits import text_bytes
 
 CLICK_SALT = "loops.click"
 PIXEL_MARK = "data-loopsync-pixel"
@@ -31,6 +34,19 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 def tracking_token_new() -> str:
     return secrets.token_urlsafe(16)
+
+
+def html_tracked(markup: str, *, track: bool) -> tuple[str, str | None]:
+    """The HTML to store and send, and its tracking token: tracked when `track`, unless that would take it past
+    EMAIL_HTML_LIMIT (a link through the redirect is about 150 bytes longer): then as rendered, untracked, rather
+    than an email a provider may refuse."""
+    if not track:
+        return markup, None
+    token = tracking_token_new()
+    tracked = html_track(markup, token=token)
+    if text_bytes(tracked) > settings.EMAIL_HTML_LIMIT:
+        return markup, None
+    return tracked, token
 
 
 def _signer() -> Signer:

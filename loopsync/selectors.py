@@ -49,7 +49,7 @@ def email_chart(*, team: Team, days: int = CHART_DAYS) -> dict[str, Any]:
     )
     if series is None:
         return {"too_slow": CHART_BUDGET_MS, "days": days, "first": first}
-    top = max((n for points in series.values() for _, n in points), default=0) or 1
+    top = max((n for points in series.days.values() for _, n in points), default=0) or 1
     step = CHART_WIDTH / max(days - 1, 1)
 
     def y(n: int) -> float:
@@ -59,7 +59,7 @@ def email_chart(*, team: Team, days: int = CHART_DAYS) -> dict[str, Any]:
         {
             "name": name,
             "label": SERIES_LABELS[name],
-            "total": sum(n for _, n in points),
+            "total": series.totals[name],
             "points": " ".join(f"{i * step:.1f},{y(n):.1f}" for i, (_, n) in enumerate(points)),
             "dots": [
                 {"x": round(i * step, 1), "y": round(y(n), 1), "day": day, "n": n}
@@ -67,7 +67,7 @@ def email_chart(*, team: Team, days: int = CHART_DAYS) -> dict[str, Any]:
                 if n
             ],
         }
-        for name, points in series.items()
+        for name, points in series.days.items()
     ]
     return {
         "lines": lines,

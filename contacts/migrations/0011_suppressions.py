@@ -2,8 +2,13 @@
 
 from django.db import migrations, models
 
+from loopsync.migration_ops import AddCheckNotValid
+
 
 class Migration(migrations.Migration):
+    # The contacts table may be large: its CHECK constraints are added NOT VALID and validated in their own
+    # transactions (loopsync.migration_ops), so the table takes writes while they are checked.
+    atomic = False
 
     dependencies = [
         ('accounts', '0004_team_email_tracking'),
@@ -29,11 +34,11 @@ class Migration(migrations.Migration):
             name='unsubscribed_by',
             field=models.CharField(blank=True, choices=[('link', 'the contact, with the unsubscribe link'), ('team', 'a team member'), ('api', 'the API'), ('stripe', 'Stripe, when the customer was deleted'), ('bounce', 'a hard bounce'), ('complaint', 'a spam complaint')], max_length=16),
         ),
-        migrations.AddConstraint(
+        AddCheckNotValid(
             model_name='contact',
             constraint=models.CheckConstraint(condition=models.Q(('unsubscribed_by__in', ['', 'link', 'team', 'api', 'stripe', 'bounce', 'complaint'])), name='contact_unsubscribed_by_valid'),
         ),
-        migrations.AddConstraint(
+        AddCheckNotValid(
             model_name='contact',
             constraint=models.CheckConstraint(condition=models.Q(('subscribed', False), models.Q(('unsubscribe_reason', ''), ('unsubscribed_at__isnull', True), ('unsubscribed_by', '')), _connector='OR'), name='contact_subscribed_has_no_unsubscribe'),
         ),

@@ -48,7 +48,7 @@ class EmailMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     # Tracking (loops.tracking): the random key in this email's pixel and links; null when it is not tracked.
-    tracking_token = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    tracking_token = models.CharField(max_length=32, null=True, blank=True)
     # The first open and click, and how many (the events themselves: EmailActivity, up to a cap per email).
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
@@ -61,6 +61,10 @@ class EmailMessage(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["run", "step"], name="emailmessage_run_step_uniq"),
+            # A pixel's or a click's email: `tracking_token = %s` (a partial unique index; untracked emails have none).
+            models.UniqueConstraint(
+                fields=["tracking_token"], condition=Q(tracking_token__isnull=False), name="email_tracking_token_uniq"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "sending", "sent", "failed", "skipped"]),
                 name="emailmessage_status_valid",

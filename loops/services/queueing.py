@@ -18,7 +18,7 @@ from loopsync import work
 
 from ..models import EmailMessage, LoopRun, LoopStep
 from ..rendering import SUBJECT_MAX, RenderError, contact_context, email_render, event_context
-from ..tracking import html_track, tracking_token_new
+from ..tracking import html_tracked
 from .unsubscribing import unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
     )
     from_address = sender_address(step)
     skipped = _not_sent_because(contact, test_event=run.event is not None and not run.event.livemode)
-    token = tracking_token_new() if step.tracking and run.team.email_tracking and not skipped else None
+    html, token = html_tracked(rendered.html, track=step.tracking and run.team.email_tracking and not skipped)
     # Inside the run's savepoint: a second message for this (run, step) fails the unique constraint
     # and that savepoint, so the step never sends twice (a run is advanced by one worker at a time).
     message = EmailMessage.objects.create(
@@ -52,7 +52,7 @@ def email_queue(*, run: LoopRun, step: LoopStep) -> EmailMessage:
         reply_to=step.reply_to,
         subject=rendered.subject,
         preview_text=rendered.preview_text,
-        html_body=html_track(rendered.html, token=token) if token else rendered.html,
+        html_body=html,
         text_body=rendered.text,
         tracking_token=token,
         status=EmailMessage.Status.SKIPPED if skipped else EmailMessage.Status.QUEUED,
@@ -142,12 +142,12 @@ def transactional_queue(*, transactional, to_email: str, contact: Contact | None
         return EmailMessage.objects.create(
             **recorded, subject=transactional.subject[:SUBJECT_MAX], status=EmailMessage.Status.FAILED, error=str(exc)
         )
-    token = tracking_token_new() if transactional.tracking and transactional.team.email_tracking else None
+    html, token = html_tracked(rendered.html, track=transactional.tracking and transactional.team.email_tracking)
     message = EmailMessage.objects.create(
         **recorded,
         subject=rendered.subject,
         preview_text=rendered.preview_text,
-        html_body=html_track(rendered.html, token=token) if token else rendered.html,
+        html_body=html,
         tracking_token=token,
         text_body=rendered.text,
         status=EmailMessage.Status.QUEUED,

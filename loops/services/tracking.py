@@ -3,7 +3,7 @@ provider reports through django-anymail's tracking webhooks. A hard bounce or a 
 contact (contacts' `UnsubscribedBy.BOUNCE` / `COMPLAINT`), with the provider's reason."""
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -130,6 +130,8 @@ def _kind(event, esp_name: str) -> str | None:
     """Ours for anymail's event type. A "bounced" is a hard bounce (`Kind.BOUNCE`, which suppresses) only when the
     provider does not call it soft and gives no reason other than a dead address."""
     kind = PROVIDER_KINDS.get(str(event.event_type))
+    if kind == Kind.REJECTED and str(event.reject_reason or "") in DEAD_ADDRESS_REASONS:
+        return Kind.BOUNCE  # refused for an address that does not work: a hard bounce, told another way
     if kind != Kind.BOUNCE:
         return kind
     if _soft_bounce(event, esp_name):
@@ -165,8 +167,13 @@ def provider_event_record(*, event, esp_name: str) -> str:
     if message is None:
         return "ignored: no email has this message id"
     at = event.timestamp or timezone.now()
+    if timezone.is_naive(at):  # a provider's time without its zone: UTC, as they all send it
+        at = timezone.make_aware(at, UTC)
+    # The provider's id of its event, or (for those that send none: Mandrill, Mailjet, Brevo, Postmark's deliveries)
+    # what it is and when: a retry of the same event is the same key either way.
+    event_key = str(event.event_id or "") or (f"{kind}@{event.timestamp.isoformat()}" if event.timestamp else "")
     detail = " ".join(str(event.description or event.mta_response or "").split())[:400]
-    suppress = _suppression(event, kind)
+    suppress = _suppression(kind)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -176,7 +183,7 @@ def provider_event_record(*, event, esp_name: str) -> str:
                     contact_id=message.contact_id,
                     kind=kind,
                     detail=detail,
-                    provider_event_id=str(event.event_id or "")[:255],
+                    provider_event_id=event_key[:255],
                     created_at=at,
                 )
         except IntegrityError:
@@ -192,12 +199,10 @@ def provider_event_record(*, event, esp_name: str) -> str:
     return "recorded"
 
 
-def _suppression(event, kind: str) -> str:
+def _suppression(kind: str) -> str:
     if kind == Kind.COMPLAINT:
         return UnsubscribedBy.COMPLAINT
-    if kind == Kind.BOUNCE:
-        return UnsubscribedBy.BOUNCE
-    if kind == Kind.REJECTED and str(event.reject_reason or "") in DEAD_ADDRESS_REASONS:
+    if kind == Kind.BOUNCE:  # a hard bounce, or a rejection of a dead address (`_kind`)
         return UnsubscribedBy.BOUNCE
     return ""
 

@@ -281,3 +281,22 @@ def test_the_unsubscribe_link_does_not_lift_a_bounce(client, team, postmark):
     assert response.status_code == 200 and 'data-testid="suppressed"' in response.content.decode()
     contact.refresh_from_db()
     assert not contact.subscribed and contact.unsubscribed_by == "bounce"
+
+
+def test_a_rejection_of_a_dead_address_is_a_bounce_on_the_email_and_the_chart(client, team, postmark):
+    message = _sent(team, postmark)
+    # Postmark's "BadEmailAddress": anymail's rejected, for an invalid address
+    assert _post(client, "bounce_hard.json", message, Type="BadEmailAddress", TypeCode=100000).status_code == 200
+    [activity] = EmailActivity.objects.filter(message=message)
+    assert activity.kind == "bounce"
+    assert Contact.objects.get(pk=message.contact_id).unsubscribed_by == "bounce"
+
+
+def test_an_event_without_an_id_posted_again_is_recorded_once(client, team, postmark):
+    message = _sent(team, postmark)  # Postmark's deliveries carry no event id
+    assert _post(client, "delivery.json", message).status_code == 200
+    assert _post(client, "delivery.json", message).status_code == 200
+    assert EmailActivity.objects.filter(message=message, kind="delivered").count() == 1
+    later = _post(client, "delivery.json", message, DeliveredAt="2026-12-06T16:31:00Z")  # another delivery event
+    assert later.status_code == 200
+    assert EmailActivity.objects.filter(message=message, kind="delivered").count() == 2

@@ -310,3 +310,36 @@ def test_a_link_no_redirect_can_parse_is_left_as_written_and_never_a_500(client,
     assert response.status_code == 400
     message.refresh_from_db()
     assert message.clicks == 0
+
+
+def test_the_charts_totals_count_each_email_once_and_a_click_as_an_open_too(client, logged_in, team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    opened_twice, clicked_only = _queue(team), _queue(team, email="bob@example.com")
+    now = timezone.now()
+    EmailMessage.objects.filter(pk__in=[opened_twice.pk, clicked_only.pk]).update(status="sent", sent_at=now)
+    for days_ago in (0, 3):  # opened today and three days ago
+        EmailActivity.objects.create(
+            team=team, message=opened_twice, contact=opened_twice.contact, kind="open",
+            created_at=now - timedelta(days=days_ago),
+        )  # fmt: skip
+    client.get(_path(_click_link(clicked_only.html_body, "https://docs.example.com/")))  # its pixel never loaded
+    page = logged_in.get(reverse("home")).content.decode()
+    assert [_total(page, s) for s in ("sent", "opened", "clicked", "bounced")] == [2, 2, 1, 0]
+    assert re.findall(r"<title>[^<]*: (\d+) opened</title>", page) == ["1", "2"]  # three days ago; today
+
+
+def test_an_email_that_tracking_would_take_past_the_html_limit_is_sent_untracked(team, settings):
+    from loops.rendering import email_render
+
+    contact = contact_sync(team=team, email="ada@example.com", full_name="Ada Lovelace").contact
+    body = " ".join(f"[link {i}](https://example.com/{i})" for i in range(40))
+    loop = Loop.objects.create(team=team, name="Links", trigger_event_name="x", status="active")
+    step = LoopStep.objects.create(team=team, loop=loop, kind="email", subject="Links", body=body)
+    rendered = email_render(subject="Links", preview_text="", body=body, context={"contact": {}, "unsubscribe_url": ""})
+    settings.EMAIL_HTML_LIMIT = len(rendered.html) + 1_000  # room for the unsubscribe link, not for 40 redirects
+    message = email_queue(run=LoopRun.objects.create(team=team, loop=loop, contact=contact), step=step)
+    assert message.status == "queued" and message.tracking_token is None
+    assert "/e/" not in message.html_body and 'href="https://example.com/39"' in message.html_body
