@@ -35,8 +35,16 @@ def transactional_list(request: HttpRequest) -> HttpResponse:
     return render(request, "loops/transactional_list.html", {"emails": emails})
 
 
+def _sample_value(name: str) -> str:
+    # A link's variable gets a URL: "[Reset]({{ data.reset_url }})" with "sample reset_url" in it is no link at all,
+    # and the preview would show the Markdown as written.
+    if name.lower().endswith(("url", "link")):
+        return f"https://example.com/{name}"
+    return f"sample {name}"
+
+
 def _sample_data(names: list[str]) -> str:
-    return json.dumps({name: f"sample {name}" for name in names}, indent=2)
+    return json.dumps({name: _sample_value(name) for name in names}, indent=2)
 
 
 def _render_form(request, form, *, transactional=None, preview_data="", preview_email="", status=200):

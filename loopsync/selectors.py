@@ -77,4 +77,5 @@ def email_chart(*, team: Team, days: int = CHART_DAYS) -> dict[str, Any]:
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
         "days": days,
+        "empty": not any(line["total"] for line in lines),
     }

@@ -78,6 +78,8 @@ FIELDS = {
 # Headers, as `_header_key` folds them, that name a field
 HEADERS = {
     "email": "email", "emailaddress": "email", "firstname": "first_name", "lastname": "last_name",
+    "first": "first_name", "givenname": "first_name", "forename": "first_name",
+    "last": "last_name", "surname": "last_name", "familyname": "last_name",
     "source": "source", "subscribed": "subscribed", "usergroup": "user_group", "userid": "user_id",
 }  # fmt: skip
 PROPERTY = "property:"

@@ -264,3 +264,11 @@ def test_an_upload_kept_before_its_scan_was_is_scanned_once_more_and_that_kept(t
     assert [column.type for column in scan.columns] == ["string", "number"] and scan.total == 1
     ContactImport.objects.filter(pk=contact_import.pk).update(data=b"")
     assert importing_module.import_scan(ContactImport.objects.get(pk=contact_import.pk)) == scan
+
+
+def test_first_surname_and_similar_headers_fill_the_contacts_names(team):
+    for headers in ("Email,First,Surname", "E-mail,Given name,Family name", "email,forename,last"):
+        contact_import = import_create(
+            team=team, user=None, filename="people.csv", raw=f"{headers}\nada@example.com,Ada,Lovelace\n".encode()
+        )
+        assert contact_import.mapping == ["email", "first_name", "last_name"], headers

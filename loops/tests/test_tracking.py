@@ -343,3 +343,43 @@ def test_an_email_that_tracking_would_take_past_the_html_limit_is_sent_untracked
     message = email_queue(run=LoopRun.objects.create(team=team, loop=loop, contact=contact), step=step)
     assert message.status == "queued" and message.tracking_token is None
     assert "/e/" not in message.html_body and 'href="https://example.com/39"' in message.html_body
+def test_with_the_teams_tracking_off_the_step_and_transactional_figures_say_opens_are_not_counted(logged_in, team):
+    message = _queue(team)
+    transactional = TransactionalEmail.objects.create(team=team, public_id="t-1", name="T", subject="T", body="Hi")
+    pages = (
+        reverse("loops:loop", args=[message.step.loop_id]),
+        reverse("loops:transactional", args=[transactional.pk]),
+    )
+    for url in pages:
+        assert "not tracked" not in logged_in.get(url).content.decode()
+    team.email_tracking = False
+    team.save(update_fields=["email_tracking"])
+    for url in pages:
+        page = logged_in.get(url).content.decode()
+        figures = re.search(r'data-testid="email-figures">(.*?)</p>', page)[1]
+        assert "opens and clicks not tracked: off for the team in Settings → Sending" in figures
+
+
+def test_the_dashboard_chart_says_when_there_is_no_email_and_draws_only_the_series_that_have_some(logged_in, team):
+    from django.utils import timezone
+
+    page = logged_in.get(reverse("home")).content.decode()
+    assert 'data-testid="chart-empty">No emails sent in the last 30 days.' in page
+    assert "<polyline" not in page
+    message = _queue(team)
+    EmailMessage.objects.filter(pk=message.pk).update(status="sent", sent_at=timezone.now())
+    page = logged_in.get(reverse("home")).content.decode()
+    assert "chart-empty" not in page
+    assert re.findall(r'<polyline class="series-(\w+)"', page) == ["sent"]  # opened, clicked, bounced: 0, not drawn
+    assert "top of the chart: 1 a day" in page
+
+
+def test_the_page_of_a_test_contacts_email_says_test_data_and_leads_back_to_the_test_audience(logged_in, team):
+    live = _queue(team)
+    test_contact = contact_sync(team=team, email="ada@example.com", livemode=False).contact
+    test = email_queue(run=LoopRun.objects.create(team=team, loop=live.step.loop, contact=test_contact), step=live.step)
+    audience = reverse("contacts:list")
+    page = logged_in.get(reverse("loops:email", args=[test.pk])).content.decode()
+    assert f'href="{audience}?test=1">Audience</a>' in page and "badge-test" in page
+    page = logged_in.get(reverse("loops:email", args=[live.pk])).content.decode()
+    assert f'href="{audience}">Audience</a>' in page and "badge-test" not in page

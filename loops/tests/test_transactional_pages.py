@@ -1,6 +1,7 @@
 """Transactional emails in the app: list, write with a live preview, edit, delete; scoped to the team."""
 
 import html
+import re
 
 import pytest
 from django.test import Client
@@ -110,3 +111,19 @@ def test_a_long_name_still_gets_an_id_that_fits(logged_in, team):
     logged_in.post(reverse("loops:transactional-new"), {**FORM, "name": "Password reset for new customers of the shop"})
     created = TransactionalEmail.objects.get(team=team)
     assert len(created.public_id) <= 32 and created.public_id.startswith("password-reset-for-new-")
+
+
+def test_the_sample_preview_data_gives_a_link_variable_a_url_so_the_preview_shows_the_link(logged_in, team):
+    transactional = TransactionalEmail.objects.create(
+        team=team,
+        public_id="reset-2",
+        name="Reset",
+        subject="Reset, {{ data.name }}",
+        body=FORM["body"],
+        required_variables=["name", "reset_url"],
+    )
+    page = logged_in.get(reverse("loops:transactional", args=[transactional.pk])).content.decode()
+    assert '"reset_url": "https://example.com/reset_url"' in html.unescape(page)
+    assert '"name": "sample name"' in html.unescape(page)
+    frame = html.unescape(re.search(r'class="email-frame"[^>]*srcdoc="([^"]*)"', page, re.S)[1])
+    assert 'href="https://example.com/reset_url"' in frame and "[Reset it]" not in frame
