@@ -343,6 +343,8 @@ def test_an_email_that_tracking_would_take_past_the_html_limit_is_sent_untracked
     message = email_queue(run=LoopRun.objects.create(team=team, loop=loop, contact=contact), step=step)
     assert message.status == "queued" and message.tracking_token is None
     assert "/e/" not in message.html_body and 'href="https://example.com/39"' in message.html_body
+
+
 def test_with_the_teams_tracking_off_the_step_and_transactional_figures_say_opens_are_not_counted(logged_in, team):
     message = _queue(team)
     transactional = TransactionalEmail.objects.create(team=team, public_id="t-1", name="T", subject="T", body="Hi")
