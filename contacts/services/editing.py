@@ -45,6 +45,12 @@ def contact_save(
         contact.unsubscribed_by, contact.unsubscribed_at = Contact.UnsubscribedBy.TEAM, timezone.now()
     elif contact.subscribed and not was_subscribed:  # the form refuses this for a contact who used the link
         contact.unsubscribed_by, contact.unsubscribed_at = "", None
+    if saved is not None and bounce_lifted_by_new_email(saved, contact.email):
+        # The address that bounced is gone (a typo fixed): its bounce says nothing about the new one. A complaint
+        # is the person's, whatever their address: it stays.
+        contact.subscribed, contact.unsubscribed_by, contact.unsubscribed_at = True, "", None
+    if contact.subscribed:
+        contact.unsubscribe_reason = ""
     with transaction.atomic():
         try:  # typed and declared like the API's (the form checked them; this declares the new ones)
             property_values_clean(team=team, values=contact.properties)
@@ -62,6 +68,11 @@ def contact_save(
         elif saved is not None:
             changes_send([(contact, state_changes(before, contact))])
     return contact
+
+
+def bounce_lifted_by_new_email(saved: Contact, email: str) -> bool:
+    """A contact suppressed by a hard bounce whose email is changed to another address is emailed again."""
+    return saved.unsubscribed_by == UnsubscribedBy.BOUNCE and saved.email.strip().lower() != email.strip().lower()
 
 
 def contact_properties_update(*, contact: Contact, values: dict[str, Any]) -> Contact:
@@ -138,16 +149,24 @@ RESUBSCRIBE_REFUSED = (
 )
 
 
-SUPPRESSION_KEPT = (
-    "The email provider reported {what} for this address, so LoopSync does not mail it again. Only the API's "
+SUPPRESSION_KEPT = "The email provider reported {what} for this address, so LoopSync does not mail it again. {lift}"
+LIFT_BOUNCE = (
+    "Correct the email above if it was mistyped: a new address is mailed again. Otherwise only the API's "
     "suppression removal (DELETE /api/v1/contacts/suppression) lifts it, once the address is known to work."
+)
+LIFT_COMPLAINT = (
+    "Only the API's suppression removal (DELETE /api/v1/contacts/suppression) lifts it, when the person asked "
+    "to be mailed again."
 )
 
 
 def resubscribe_refused_message(contact: Contact) -> str:
     """Why a team member cannot resubscribe this contact, for the form and the error."""
     if contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
-        return SUPPRESSION_KEPT.format(what=UnsubscribedBy(contact.unsubscribed_by).label)
+        bounce = contact.unsubscribed_by == UnsubscribedBy.BOUNCE
+        return SUPPRESSION_KEPT.format(
+            what=UnsubscribedBy(contact.unsubscribed_by).label, lift=LIFT_BOUNCE if bounce else LIFT_COMPLAINT
+        )
     return RESUBSCRIBE_REFUSED
 
 

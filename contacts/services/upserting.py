@@ -10,7 +10,7 @@ from accounts.models import Team
 from loopsync.ids import parse_id
 
 from ..changes import changes_send, contact_state, state_changes
-from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList
+from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList, UnsubscribedBy
 from ..signals import contacts_created
 from .lists import contact_lists_change
 from .properties import ContactConflict, property_values_clean
@@ -81,6 +81,7 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     contact = by_user or by_email
     created = contact is None
     before = contact_state(contact) if contact is not None else {}
+    bounced_address = contact.email if contact is not None and contact.unsubscribed_by == UnsubscribedBy.BOUNCE else ""
     if contact is None:
         if not email:
             raise ValidationError({"email": "An email is needed to create a contact."})
@@ -92,7 +93,10 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     was_subscribed = contact.subscribed
     for name, value in fields.items():
         setattr(contact, name, value)
-    if not was_subscribed and contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
+    if bounced_address and bounced_address.lower() != contact.email.lower():
+        was_subscribed = contact.subscribed = True  # the address that bounced is gone (contacts.services.editing)
+        contact.unsubscribed_by, contact.unsubscribed_at, contact.unsubscribe_reason = "", None, ""
+    elif not was_subscribed and contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
         contact.subscribed = False  # a bounce or a complaint: only the suppression removal lifts it
     if contact.subscribed != was_subscribed:  # Loops' API may resubscribe anyone else; it says who did what
         unsubscribed = (Contact.UnsubscribedBy.API, timezone.now())

@@ -300,3 +300,33 @@ def test_an_event_without_an_id_posted_again_is_recorded_once(client, team, post
     later = _post(client, "delivery.json", message, DeliveredAt="2026-12-06T16:31:00Z")  # another delivery event
     assert later.status_code == 200
     assert EmailActivity.objects.filter(message=message, kind="delivered").count() == 2
+
+
+def test_a_new_address_lifts_a_bounce_but_not_a_complaint(client, team, postmark, logged_in):
+    bounced, complained = _sent(team, postmark), _sent(team, postmark, email="bob@example.com")
+    _post(client, "bounce_hard.json", bounced)
+    _post(client, "spam_complaint.json", complained)
+    for message, new_email in ((bounced, "ada@fixed.example.com"), (complained, "bob@other.example.com")):
+        form = {"email": new_email, "first_name": "", "last_name": "", "user_group": "", "user_id": ""}
+        assert logged_in.post(reverse("contacts:edit", args=[message.contact_id]), form).status_code == 302
+    fixed, still = Contact.objects.get(pk=bounced.contact_id), Contact.objects.get(pk=complained.contact_id)
+    assert (fixed.email, fixed.subscribed, fixed.unsubscribed_by, fixed.unsubscribe_reason) == (
+        "ada@fixed.example.com",
+        True,
+        "",
+        "",
+    )
+    assert (still.email, still.subscribed, still.unsubscribed_by) == ("bob@other.example.com", False, "complaint")
+
+
+def test_an_api_update_to_a_new_address_lifts_a_bounce(client, team, postmark):
+    message = _sent(team, postmark)
+    _post(client, "bounce_hard.json", message)
+    contact = Contact.objects.get(pk=message.contact_id)
+    contact_upsert(team=team, email="ada@example.com", fields={"first_name": "Ada"})  # the same address: kept
+    contact.refresh_from_db()
+    assert contact.unsubscribed_by == "bounce"
+    Contact.objects.filter(pk=contact.pk).update(user_id="u1")
+    contact_upsert(team=team, email="ada@fixed.example.com", user_id="u1")
+    contact.refresh_from_db()
+    assert (contact.email, contact.subscribed, contact.unsubscribed_by) == ("ada@fixed.example.com", True, "")

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.urls import reverse
 
+from contacts.models import Contact
 from contacts.services import contact_sync
 from loops.models import EmailActivity, EmailMessage, Loop, LoopRun, LoopStep, TransactionalEmail
 from loops.services import ACTIVITY_PER_EMAIL, loop_export, loop_import
@@ -385,3 +386,15 @@ def test_the_page_of_a_test_contacts_email_says_test_data_and_leads_back_to_the_
     assert f'href="{audience}?test=1">Audience</a>' in page and "badge-test" in page
     page = logged_in.get(reverse("loops:email", args=[live.pk])).content.decode()
     assert f'href="{audience}">Audience</a>' in page and "badge-test" not in page
+
+
+def test_a_steps_figures_leave_out_test_mode_contacts_emails(client, logged_in, team):
+    live = _queue(team)
+    tester = contact_sync(team=team, email="owner@acme.test").contact
+    Contact.objects.filter(pk=tester.pk).update(livemode=False)
+    tester.refresh_from_db()
+    test_email = email_queue(run=LoopRun.objects.create(team=team, loop=live.step.loop, contact=tester), step=live.step)
+    EmailMessage.objects.filter(pk__in=[live.pk, test_email.pk]).update(status="sent")
+    page = logged_in.get(reverse("loops:loop", args=[live.step.loop_id])).content.decode()
+    figures = re.sub(r"<[^>]+>", "", re.search(r'data-testid="email-figures">(.*?)</p>', page)[1])
+    assert figures.startswith("1 sent · 0 opened")
