@@ -11,6 +11,7 @@ from accounts.models import Membership
 from accounts.services import membership_add, team_create
 from api.services import api_key_create
 from contacts.models import Contact, MailingList
+from contacts.services.importing import import_create
 from tests.browser.conftest import PHONE
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -28,6 +29,8 @@ def owner(pipeline):
     Contact.objects.create(team=team, email="grace@example.com", first_name="Grace", last_name="Hopper")
     MailingList.objects.create(team=team, name="Newsletter", description="Product news, monthly.")
     api_key_create(team=team, name="Production", created_by=user)
+    csv = b"Email,First Name,Last Name,Favourite Engine,Plan Started\nada@example.com,Ada,Lovelace,Analytical,2026-01\n"
+    user.import_pk = import_create(team=team, user=user, filename="engines.csv", raw=csv).pk
     return user
 
 
@@ -55,6 +58,14 @@ def test_lists_keep_their_needed_columns_on_a_phone(owner, page: Page, live_serv
     expect(page.get_by_role("link", name="Delete Newsletter", exact=True)).to_be_visible()
     fits_the_screen(page)
     shots(page, "mailing-lists")
+
+    page.goto(f"{live_server.url}/audience/import/{owner.import_pk}/")  # the mapping of an upload
+    picker = page.get_by_label("Import “Plan Started” as", exact=True)
+    expect(picker).to_be_visible()
+    box = picker.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= PHONE["width"]  # in view: no sideways scrolling to reach it
+    fits_the_screen(page)
+    shots(page, "import-mapping")
 
     page.goto(live_server.url + "/settings/api/")
     revoke = page.get_by_role("link", name="Revoke Production", exact=True)
