@@ -12,7 +12,17 @@ from contacts.models import Contact, MailingList
 from contacts.selectors import team_properties
 from loopsync.budget import within_budget
 
-from .models import PASSED_BEHIND, EmailActivity, EmailMessage, Event, Loop, LoopRun, LoopStep, step_key
+from .models import (
+    PASSED_BEHIND,
+    EmailActivity,
+    EmailMessage,
+    Event,
+    Loop,
+    LoopRun,
+    LoopStep,
+    TransactionalEmail,
+    step_key,
+)
 from .rendering import SAMPLE_CONTEXT, RenderError, contact_context, email_render, event_context
 from .services.graph import Tree, branching
 from .triggers import trigger_properties
@@ -297,6 +307,16 @@ def _with_rates(figures: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _live(emails: QuerySet[Any]) -> QuerySet[Any]:
+    """Without test-mode contacts' emails (to the team's own members), as on the dashboard; emails to an address
+    that is no contact (transactional) stay."""
+    return emails.exclude(contact__livemode=False)
+
+
+def transactional_figures(*, transactional: TransactionalEmail) -> dict[str, Any]:
+    return email_figures(_live(transactional.messages.all()))
+
+
 def email_figures(messages: QuerySet[EmailMessage]) -> dict[str, Any]:
     """Sent, opened, clicked, bounced and complained of these emails, and the open and click rates over the sent
     emails that were tracked (an email sent without the pixel cannot be opened as far as anyone knows)."""
@@ -306,9 +326,7 @@ def email_figures(messages: QuerySet[EmailMessage]) -> dict[str, Any]:
 
 def step_figures(*, loop: Loop) -> dict[int, dict[str, Any]] | None:
     """email_figures for each email step of `loop`, by step id, in one query; None past FIGURES_BUDGET_MS."""
-    # Test-mode contacts' emails (to the team's own members) are left out, as on the dashboard.
-    emails = EmailMessage.objects.filter(step__loop=loop).exclude(contact__livemode=False)
-    query = emails.values("step_id").annotate(**_figure_counts())
+    query = _live(EmailMessage.objects.filter(step__loop=loop)).values("step_id").annotate(**_figure_counts())
     rows = within_budget(lambda: list(query), milliseconds=FIGURES_BUDGET_MS)
     if rows is None:
         return None
@@ -352,17 +370,13 @@ def tracking_series(*, team: Team, since: datetime, until: datetime) -> Tracking
     """Emails sent, opened, clicked and bounced in [since, until): per day (an email once a day in each series)
     and in all (an email once). Live contacts' emails and transactional ones; test-mode contacts' are left out,
     as on the rest of the dashboard. Five queries, each on an index that starts with the team."""
-    sent = EmailMessage.objects.filter(team=team, sent_at__gte=since, sent_at__lt=until).exclude(
-        contact__livemode=False
-    )
+    sent = _live(EmailMessage.objects.filter(team=team, sent_at__gte=since, sent_at__lt=until))
     per_day: dict[str, dict[date, int]] = {
         "sent": dict(
             sent.annotate(day=TruncDate("sent_at")).values("day").annotate(n=Count("id")).values_list("day", "n")
         )
     }
-    activity = EmailActivity.objects.filter(team=team, created_at__gte=since, created_at__lt=until).exclude(
-        contact__livemode=False
-    )
+    activity = _live(EmailActivity.objects.filter(team=team, created_at__gte=since, created_at__lt=until))
     for series, kinds in SERIES_KINDS.items():
         rows = activity.filter(kind__in=kinds).annotate(day=TruncDate("created_at")).values("day")
         per_day[series] = dict(rows.annotate(n=Count("message", distinct=True)).values_list("day", "n"))

@@ -2,8 +2,8 @@
 
 The links are rewritten when the email is queued (loops.services.queueing), so the HTML stored on the
 EmailMessage is the HTML the contact got. Each tracked email has a random `tracking_token`; a click link
-carries its destination and a signature of (token, destination) made with SECRET_KEY, so nobody can make
-this site redirect elsewhere, and a link still works after its email is deleted. The text part keeps its
+carries its destination and a signature of (token, destination) made with SECRET_KEY, so the redirect goes
+only where an email's author pointed a link, and a link still works after its email is deleted. The text part keeps its
 links as written, and so do the unsubscribe link and `mailto:`/`tel:` links.
 """
 
@@ -87,7 +87,7 @@ def _trackable(url: str, untracked_prefixes: tuple[str, ...]) -> bool:
 
 def html_track(markup: str, *, token: str) -> str:
     """`markup` with its web links through the click redirect and the open pixel before `</body>`."""
-    untracked = (absolute_url(reverse("loops:unsubscribe", kwargs={"token": "x"}))[: -len("x/")],)
+    untracked = (absolute_url(reverse("loops:unsubscribe", kwargs={"token": "x"}).removesuffix("x/")),)
 
     def link(tag: re.Match[str]) -> str:
         def href(match: re.Match[str]) -> str:

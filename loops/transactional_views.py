@@ -61,10 +61,7 @@ def _render_form(request, form, *, transactional=None, preview_data="", preview_
             "preview_email": preview_email,
             "preview_contacts": selectors.preview_contacts(team=request.team),
             "api_url": absolute_url("/api/v1/transactional"),
-            # Test-mode contacts' emails left out, as on the dashboard
-            "figures": selectors.email_figures(transactional.messages.exclude(contact__livemode=False))
-            if transactional
-            else None,
+            "figures": selectors.transactional_figures(transactional=transactional) if transactional else None,
         },
         status=status,
     )

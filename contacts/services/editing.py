@@ -46,9 +46,7 @@ def contact_save(
     elif contact.subscribed and not was_subscribed:  # the form refuses this for a contact who used the link
         contact.unsubscribed_by, contact.unsubscribed_at = "", None
     if saved is not None and bounce_lifted_by_new_email(saved, contact.email):
-        # The address that bounced is gone (a typo fixed): its bounce says nothing about the new one. A complaint
-        # is the person's, whatever their address: it stays.
-        contact.subscribed, contact.unsubscribed_by, contact.unsubscribed_at = True, "", None
+        bounce_lift(contact)
     if contact.subscribed:
         contact.unsubscribe_reason = ""
     with transaction.atomic():
@@ -71,8 +69,20 @@ def contact_save(
 
 
 def bounce_lifted_by_new_email(saved: Contact, email: str) -> bool:
-    """A contact suppressed by a hard bounce whose email is changed to another address is emailed again."""
+    """A contact suppressed by a hard bounce whose email is changed to another address is emailed again: the
+    address that bounced is gone (a typo fixed), and its bounce says nothing about the new one. A complaint is the
+    person's, whatever their address: it stays."""
     return saved.unsubscribed_by == UnsubscribedBy.BOUNCE and saved.email.strip().lower() != email.strip().lower()
+
+
+def bounce_lift(contact: Contact) -> None:
+    """Subscribed again, unsaved, forgetting the bounce (see bounce_lifted_by_new_email)."""
+    contact.subscribed, contact.unsubscribed_by, contact.unsubscribed_at, contact.unsubscribe_reason = (
+        True,
+        "",
+        None,
+        "",
+    )
 
 
 def contact_properties_update(*, contact: Contact, values: dict[str, Any]) -> Contact:

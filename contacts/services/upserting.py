@@ -10,8 +10,9 @@ from accounts.models import Team
 from loopsync.ids import parse_id
 
 from ..changes import changes_send, contact_state, state_changes
-from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList, UnsubscribedBy
+from ..models import SUPPRESSED_BY_PROVIDER, Contact, MailingList
 from ..signals import contacts_created
+from .editing import bounce_lift, bounce_lifted_by_new_email
 from .lists import contact_lists_change
 from .properties import ContactConflict, property_values_clean
 
@@ -81,7 +82,7 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     contact = by_user or by_email
     created = contact is None
     before = contact_state(contact) if contact is not None else {}
-    bounced_address = contact.email if contact is not None and contact.unsubscribed_by == UnsubscribedBy.BOUNCE else ""
+    lift_bounce = contact is not None and bool(email) and bounce_lifted_by_new_email(contact, email)
     if contact is None:
         if not email:
             raise ValidationError({"email": "An email is needed to create a contact."})
@@ -93,9 +94,9 @@ def _upsert(team, email, user_id, fields, properties, mailing_lists, create_only
     was_subscribed = contact.subscribed
     for name, value in fields.items():
         setattr(contact, name, value)
-    if bounced_address and bounced_address.lower() != contact.email.lower():
-        was_subscribed = contact.subscribed = True  # the address that bounced is gone (contacts.services.editing)
-        contact.unsubscribed_by, contact.unsubscribed_at, contact.unsubscribe_reason = "", None, ""
+    if lift_bounce:
+        bounce_lift(contact)
+        was_subscribed = True
     elif not was_subscribed and contact.unsubscribed_by in SUPPRESSED_BY_PROVIDER:
         contact.subscribed = False  # a bounce or a complaint: only the suppression removal lifts it
     if contact.subscribed != was_subscribed:  # Loops' API may resubscribe anyone else; it says who did what
